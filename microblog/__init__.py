@@ -1,0 +1,157 @@
+"""Microblog: accounts, posts, followers, and email you can rely on."""
+
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.logging import default_handler
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from microblog import mail as outbox
+from microblog.config import Config
+from microblog.extensions import bootstrap, csrf, db, limiter, login, mail, migrate
+from microblog.security import add_security_headers
+
+MIN_SECRET_KEY_BYTES = 32
+
+
+def create_app(config_class=Config):
+    """Build an isolated app: its own configuration, database binding and mail workers.
+
+    `config_class` is a class (read with `from_object`) or a mapping laid over
+    the defaults. Only the default configuration also reads
+    `instance/config.py` and `FLASK_*` variables: a test's app sees nothing
+    but what the test passed.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    configure(app, config_class)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    app.after_request(add_security_headers)
+    return app
+
+
+def configure(app, config_class):
+    """The whole configuration, settled before any extension sees it."""
+    if isinstance(config_class, Mapping):
+        app.config.from_object(Config)
+        app.config.from_mapping(config_class)
+    else:
+        app.config.from_object(config_class)
+    if config_class is Config:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env()
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    config = app.config
+    if not config.get("SQLALCHEMY_DATABASE_URI"):
+        config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'microblog.db'}"
+    relaxed = app.debug or app.testing
+    for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
+        if config.get(key) is None:
+            config[key] = not relaxed
+    ensure_secret_key(app)
+    if not relaxed:
+        check_deployable(app)
+    if config["PROXY_COUNT"]:
+        count = config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=0)
+
+
+def ensure_secret_key(app):
+    """Development convenience: a random key kept in instance/ when none is configured.
+
+    Created with a hard link so that several gunicorn workers starting at once
+    all end up with the same key. A configured key shorter than 32 bytes is
+    refused outside debug and testing (it signs sessions and reset tokens).
+    """
+    key = app.config.get("SECRET_KEY")
+    if key:
+        if len(key.encode()) < MIN_SECRET_KEY_BYTES and not (app.debug or app.testing):
+            raise RuntimeError(
+                f"SECRET_KEY is too short: use at least {MIN_SECRET_KEY_BYTES} random bytes, "
+                'for example python -c "import secrets; print(secrets.token_hex(32))"'
+            )
+        return
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        draft = path.with_name(f".secret_key.{os.getpid()}")
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    app.config["SECRET_KEY"] = path.read_text().strip()
+    app.logger.warning(
+        "SECRET_KEY is not set: using the development key kept in %s. "
+        "Set SECRET_KEY in production.",
+        path,
+    )
+
+
+def is_serving():
+    """True unless a Flask CLI command other than `run` is building the app."""
+    context = click.get_current_context(silent=True)
+    return context is None or context.info_name == "run"
+
+
+def check_deployable(app):
+    """Refuse to serve when emailed links would have to trust the Host header."""
+    if is_serving() and not (app.config.get("SERVER_NAME") or app.config.get("TRUSTED_HOSTS")):
+        raise RuntimeError(
+            "Set SERVER_NAME (the public host, e.g. microblog.example.com) and "
+            "PREFERRED_URL_SCHEME=https, or TRUSTED_HOSTS: links in emails are built "
+            "from them, never from the request's Host header. (Debug mode needs neither.)"
+        )
+
+
+def configure_logging(app):
+    """INFO and up: to stdout or a rotating file under instance/logs/ in production."""
+    app.logger.setLevel(logging.INFO)
+    for handler in list(app.logger.handlers):
+        if getattr(handler, "microblog", False):
+            app.logger.removeHandler(handler)
+    if app.debug or app.testing:
+        return  # Flask's default handler prints to stderr
+    if app.config["LOG_TO_STDOUT"]:
+        handler = logging.StreamHandler(sys.stdout)
+    else:
+        logs = Path(app.instance_path) / "logs"
+        logs.mkdir(exist_ok=True)
+        handler = RotatingFileHandler(logs / "microblog.log", maxBytes=1_000_000, backupCount=10)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.microblog = True
+    app.logger.removeHandler(default_handler)
+    app.logger.addHandler(handler)
+
+
+def register_extensions(app):
+    db.init_app(app)
+    migrate.init_app(
+        app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True
+    )
+    login.init_app(app)
+    mail.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    bootstrap.init_app(app)
+    outbox.init_app(app)
+
+
+def register_blueprints(app):
+    from microblog.auth import bp as auth_bp
+    from microblog.errors import bp as errors_bp
+    from microblog.main import bp as main_bp
+
+    app.register_blueprint(errors_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)

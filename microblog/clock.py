@@ -1,0 +1,8 @@
+"""The one source of "now", so that tests can move time instead of waiting for it."""
+
+from datetime import UTC, datetime
+
+
+def utcnow():
+    """Naive UTC: stored the same way in SQLite and PostgreSQL."""
+    return datetime.now(UTC).replace(tzinfo=None)

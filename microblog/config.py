@@ -1,0 +1,108 @@
+"""All configuration in one place: defaults here, overridden by the environment.
+
+Values come from the process environment (and a `.env` file at the project
+root, for convenience in development). `create_app` then reads
+`instance/config.py` and any `FLASK_`-prefixed variable on top of them.
+"""
+
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+load_dotenv(Path(__file__).resolve().parent.parent / ".env")
+
+
+def env_bool(name, default=False):
+    """Read a yes/no variable the way people write them: 1, true, yes, on."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name):
+    """Split a comma-separated variable into a list, ignoring blanks."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def database_url(url):
+    """Point bare PostgreSQL URLs at psycopg 3, the driver this project installs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url and url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    # Secrets and hosts. SECRET_KEY unset: create_app keeps a random one in instance/.
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SERVER_NAME = os.environ.get("SERVER_NAME") or None
+    PREFERRED_URL_SCHEME = os.environ.get("PREFERRED_URL_SCHEME", "http")
+    TRUSTED_HOSTS = env_list("TRUSTED_HOSTS") or None
+    # Number of proxies in front of the app whose X-Forwarded-For/-Proto to believe.
+    # X-Forwarded-Host is never believed.
+    PROXY_COUNT = env_int("PROXY_COUNT", 0)
+
+    # Database. None: a SQLite file in the instance folder.
+    SQLALCHEMY_DATABASE_URI = database_url(os.environ.get("DATABASE_URL"))
+
+    # Mail (Flask-Mail reads the MAIL_* keys). No MAIL_SERVER: mail goes to the log.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = env_int("MAIL_PORT", 25)
+    MAIL_USE_TLS = env_bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = env_bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME")
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD")
+    ADMINS = env_list("ADMINS")
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or (
+        ADMINS[0] if ADMINS else "no-reply@localhost"
+    )
+    MAIL_SUPPRESS_SEND = False
+
+    # The outbox: worker threads per process, and how hard they try.
+    MAIL_WORKERS = env_int("MAIL_WORKERS", 2)
+    MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 30)  # seconds for one SMTP exchange
+    MAIL_LEASE_SECONDS = env_int("MAIL_LEASE_SECONDS", 120)
+    MAIL_POLL_INTERVAL = float(os.environ.get("MAIL_POLL_INTERVAL", 2))
+    MAIL_RETRY_BASE_DELAY = float(os.environ.get("MAIL_RETRY_BASE_DELAY", 30))
+    MAIL_RETRY_MAX_DELAY = float(os.environ.get("MAIL_RETRY_MAX_DELAY", 3600))
+    MAIL_RETRY_DEADLINE = env_int("MAIL_RETRY_DEADLINE", 24 * 3600)
+    MAIL_SHUTDOWN_TIMEOUT = float(os.environ.get("MAIL_SHUTDOWN_TIMEOUT", 20))
+
+    # Password recovery and password policy.
+    RESET_TOKEN_EXPIRES_IN = env_int("RESET_TOKEN_EXPIRES_IN", 600)
+    RESET_EMAILS_PER_HOUR = env_int("RESET_EMAILS_PER_HOUR", 3)
+    PASSWORD_MIN_LENGTH = env_int("PASSWORD_MIN_LENGTH", 15)
+    PASSWORD_MAX_LENGTH = env_int("PASSWORD_MAX_LENGTH", 256)
+    # OWASP: scrypt N=2**17, r=8, p=1. Older hashes are upgraded at the next login.
+    PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt:131072:8:1")
+
+    # Per-client-IP limits (Flask-Limiter). The per-account reset limit is separate.
+    RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
+    RESET_RATE_LIMIT = os.environ.get("RESET_RATE_LIMIT", "5 per minute;20 per hour")
+    REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "5 per minute;30 per hour")
+
+    # Pages and sessions.
+    POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 25)
+    LAST_SEEN_INTERVAL = 60  # seconds between two writes of User.last_seen
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    # None: Secure outside debug. Set false only to test over plain HTTP.
+    SESSION_COOKIE_SECURE = (
+        env_bool("SESSION_COOKIE_SECURE", True) if ("SESSION_COOKIE_SECURE" in os.environ) else None
+    )
+    BOOTSTRAP_SERVE_LOCAL = True
+
+    # Logging: stdout (containers) or a rotating file under instance/logs/.
+    LOG_TO_STDOUT = env_bool("LOG_TO_STDOUT")

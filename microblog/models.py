@@ -1,0 +1,124 @@
+"""Users, their posts and who follows whom."""
+
+import hashlib
+import secrets
+from urllib.parse import quote
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask_login import UserMixin
+from markupsafe import escape
+
+from microblog import clock
+from microblog.extensions import db, login
+
+followers = sa.Table(
+    "followers",
+    db.metadata,
+    sa.Column("follower_id", sa.Integer, sa.ForeignKey("user.id"), primary_key=True),
+    sa.Column("followed_id", sa.Integer, sa.ForeignKey("user.id"), primary_key=True),
+)
+
+
+def new_session_token():
+    return secrets.token_urlsafe(32)
+
+
+class User(UserMixin, db.Model):
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    username: so.Mapped[str] = so.mapped_column(sa.String(64), index=True, unique=True)
+    # Stored normalised and lower-cased (see auth.emails.normalize_email).
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), index=True, unique=True)
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
+    # Flask-Login's alternative id: rotating it logs out every session and
+    # remember-me cookie of the user.
+    session_token: so.Mapped[str] = so.mapped_column(
+        sa.String(64), unique=True, default=new_session_token
+    )
+    about_me: so.Mapped[str | None] = so.mapped_column(sa.String(140))
+    last_seen: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
+
+    posts: so.WriteOnlyMapped["Post"] = so.relationship(back_populates="author")
+    following: so.WriteOnlyMapped["User"] = so.relationship(
+        secondary=followers,
+        primaryjoin=(followers.c.follower_id == id),
+        secondaryjoin=(followers.c.followed_id == id),
+        back_populates="followers",
+    )
+    followers: so.WriteOnlyMapped["User"] = so.relationship(
+        secondary=followers,
+        primaryjoin=(followers.c.followed_id == id),
+        secondaryjoin=(followers.c.follower_id == id),
+        back_populates="following",
+    )
+
+    def __repr__(self):
+        return f"<User {self.id}>"
+
+    def get_id(self):
+        return self.session_token
+
+    def avatar(self, size):
+        """A generated SVG avatar: no third party learns who reads which profile."""
+        hue = int(hashlib.sha256(self.username.encode()).hexdigest()[:4], 16) % 360
+        svg = (
+            f"<svg xmlns='http://www.w3.org/2000/svg' width='{size}' height='{size}' "
+            "viewBox='0 0 10 10'>"
+            f"<rect width='10' height='10' fill='hsl({hue},55%,45%)'/>"
+            "<text x='5' y='7' font-size='6' text-anchor='middle' fill='white' "
+            f"font-family='sans-serif'>{escape(self.username[:1].upper())}</text></svg>"
+        )
+        return "data:image/svg+xml," + quote(svg)
+
+    def is_following(self, user):
+        query = self.following.select().where(User.id == user.id)
+        return db.session.scalar(query) is not None
+
+    def follow(self, user):
+        if user is not self and not self.is_following(user):
+            self.following.add(user)
+
+    def unfollow(self, user):
+        if self.is_following(user):
+            self.following.remove(user)
+
+    def followers_count(self):
+        query = sa.select(sa.func.count()).select_from(self.followers.select().subquery())
+        return db.session.scalar(query)
+
+    def following_count(self):
+        query = sa.select(sa.func.count()).select_from(self.following.select().subquery())
+        return db.session.scalar(query)
+
+    def posts_select(self):
+        return newest_first(sa.select(Post).where(Post.user_id == self.id))
+
+    def following_posts(self):
+        """The user's own posts and those of the people they follow, newest first."""
+        followed = sa.select(followers.c.followed_id).where(followers.c.follower_id == self.id)
+        return newest_first(
+            sa.select(Post).where(sa.or_(Post.user_id == self.id, Post.user_id.in_(followed)))
+        )
+
+
+def newest_first(query):
+    return query.order_by(Post.timestamp.desc(), Post.id.desc())
+
+
+class Post(db.Model):
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    body: so.Mapped[str] = so.mapped_column(sa.String(140))
+    timestamp: so.Mapped[sa.DateTime] = so.mapped_column(
+        sa.DateTime, index=True, default=clock.utcnow
+    )
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey(User.id), index=True)
+    # Always loaded with the post: listing pages cost one query, however many posts.
+    author: so.Mapped[User] = so.relationship(back_populates="posts", lazy="joined")
+
+    def __repr__(self):
+        return f"<Post {self.id}>"
+
+
+@login.user_loader
+def load_user(session_token):
+    return db.session.scalar(sa.select(User).where(User.session_token == session_token))
