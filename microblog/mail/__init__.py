@@ -1,0 +1,13 @@
+"""Email: the outbox every message goes through, its workers and its commands."""
+
+from microblog.mail import error_reports, workers
+from microblog.mail.cli import mail_cli
+from microblog.mail.outbox import send_email
+
+__all__ = ["init_app", "send_email"]
+
+
+def init_app(app):
+    workers.init_app(app)
+    error_reports.init_app(app)
+    app.cli.add_command(mail_cli)

@@ -1,0 +1,175 @@
+"""The outbox: every email is a row first, written in the transaction that caused it.
+
+A message is `pending` until a worker claims it (`sending`, with a lease),
+then `sent`, `failed` (permanent error or deadline passed) or `dropped` (a
+deferred message whose composer decided there was nothing to send). A
+claim whose lease ran out (its process died) is claimed again, so delivery
+is at-least-once.
+"""
+
+import json
+import uuid
+from datetime import timedelta
+from email.utils import make_msgid
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import current_app
+
+from microblog import clock
+from microblog.extensions import db
+
+PENDING, SENDING, SENT, FAILED, DROPPED = "pending", "sending", "sent", "failed", "dropped"
+STATES = (PENDING, SENDING, SENT, FAILED, DROPPED)
+
+
+class OutboxMessage(db.Model):
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    # "email", or the name of a composer that writes the message in the worker.
+    kind: so.Mapped[str] = so.mapped_column(sa.String(32), default="email")
+    # What the message is about, for counting and audit ("password_reset", ...).
+    tag: so.Mapped[str | None] = so.mapped_column(sa.String(32))
+    user_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("user.id"), index=True)
+    message_id: so.Mapped[str] = so.mapped_column(sa.String(255))
+    sender: so.Mapped[str] = so.mapped_column(sa.String(320))
+    recipients: so.Mapped[str] = so.mapped_column(sa.Text)  # JSON list
+    subject: so.Mapped[str] = so.mapped_column(sa.String(255), default="")
+    text_body: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    html_body: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    state: so.Mapped[str] = so.mapped_column(sa.String(16), default=PENDING)
+    attempts: so.Mapped[int] = so.mapped_column(default=0)
+    created_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
+    next_attempt_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
+    # Temporary failures are retried until then; after it, the message is failed.
+    deadline_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime)
+    lease_until: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
+    claim_token: so.Mapped[str | None] = so.mapped_column(sa.String(32))
+    sent_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
+    last_error: so.Mapped[str | None] = so.mapped_column(sa.String(500))
+
+    def __repr__(self):
+        return f"<OutboxMessage {self.id} {self.kind} {self.state}>"
+
+    @property
+    def recipient_list(self):
+        return json.loads(self.recipients)
+
+
+def message_domain():
+    server = current_app.config.get("SERVER_NAME") or "localhost"
+    return server.split(":")[0]
+
+
+def new_message(subject, sender, recipients, text_body, html_body, **fields):
+    """An outbox row, not yet added to any session."""
+    return OutboxMessage(
+        subject=subject,
+        sender=sender or current_app.config["MAIL_DEFAULT_SENDER"],
+        recipients=json.dumps(list(recipients)),
+        text_body=text_body,
+        html_body=html_body,
+        # Fixed once, so that a retried message keeps its identity downstream.
+        message_id=make_msgid(domain=message_domain()),
+        deadline_at=clock.utcnow() + timedelta(seconds=current_app.config["MAIL_RETRY_DEADLINE"]),
+        **fields,
+    )
+
+
+def send_email(subject, sender, recipients, text_body, html_body, *, tag=None, user_id=None):
+    """Queue an email in the caller's transaction; it leaves after the commit.
+
+    Returns at once: a request never waits for SMTP. The workers of this
+    process are woken when the transaction commits, and get the real app
+    object, never the `current_app` proxy.
+    """
+    return _enqueue(
+        new_message(subject, sender, recipients, text_body, html_body, tag=tag, user_id=user_id)
+    )
+
+
+def defer_email(kind, recipient, *, tag=None):
+    """Queue a message that the composer registered for `kind` writes in the worker.
+
+    The request path then does the same work whatever the outcome (an
+    unknown address, a throttled account): it writes one row.
+    """
+    return _enqueue(new_message("", None, [recipient], "", None, kind=kind, tag=tag))
+
+
+def _enqueue(message):
+    db.session.add(message)
+    db.session.info["outbox_app"] = current_app._get_current_object()
+    return message
+
+
+def claim_next(session, lease_seconds):
+    """Atomically take the next due message, or None.
+
+    One UPDATE whose WHERE picks the row: SQLite runs it under its write
+    lock, PostgreSQL skips rows another worker has locked. A row whose lease
+    expired (its worker died) is due again.
+    """
+    now = clock.utcnow()
+    due = sa.or_(
+        sa.and_(OutboxMessage.state == PENDING, OutboxMessage.next_attempt_at <= now),
+        sa.and_(OutboxMessage.state == SENDING, OutboxMessage.lease_until < now),
+    )
+    candidate = (
+        sa.select(OutboxMessage.id)
+        .where(due)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    token = uuid.uuid4().hex
+    claimed_id = session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id == candidate, due)
+        .values(
+            state=SENDING,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            claim_token=token,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    session.commit()
+    if claimed_id is None:
+        return None
+    return session.get(OutboxMessage, claimed_id)
+
+
+def counts_by_state(session):
+    rows = session.execute(
+        sa.select(OutboxMessage.state, sa.func.count()).group_by(OutboxMessage.state)
+    )
+    counts = dict.fromkeys(STATES, 0)
+    counts.update(dict(rows.all()))
+    return counts
+
+
+def oldest_unsent(session):
+    return session.scalar(
+        sa.select(OutboxMessage)
+        .where(OutboxMessage.state.in_([PENDING, SENDING]))
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .limit(1)
+    )
+
+
+def requeue_failed(session):
+    """Give failed messages a fresh start: due now, with a new deadline."""
+    now = clock.utcnow()
+    deadline = now + timedelta(seconds=current_app.config["MAIL_RETRY_DEADLINE"])
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.state == FAILED)
+        .values(state=PENDING, next_attempt_at=now, deadline_at=deadline, lease_until=None)
+    )
+    session.commit()
+    return result.rowcount

@@ -1,0 +1,103 @@
+"""A small, bounded pool of sender threads per process.
+
+Started lazily, the first time a transaction that queued mail commits, with
+the real app object (never the `current_app` proxy). The threads are daemons
+so that they never hold a process open, and an exit hook asks them to
+finish the message in hand and stop, within gunicorn's graceful timeout.
+"""
+
+import atexit
+import logging
+import os
+import threading
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from microblog.mail.delivery import deliver_due
+
+log = logging.getLogger("microblog.mail")
+
+
+class Dispatcher:
+    def __init__(self, app):
+        self.app = app
+        self.size = app.config["MAIL_WORKERS"]
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.threads = []
+        self.pid = None
+        self.lock = threading.Lock()
+
+    def notify(self):
+        """New mail was committed: start the pool if needed and wake it."""
+        if self.size <= 0:
+            return  # synchronous mode: `flask mail send-pending` or the tests deliver
+        self.start()
+        self.wake.set()
+
+    def start(self):
+        with self.lock:
+            # After a fork (gunicorn --preload) the threads did not come along.
+            if self.pid == os.getpid() and not self.stopping.is_set():
+                return
+            self.pid = os.getpid()
+            self.stopping.clear()
+            self.threads = [
+                threading.Thread(
+                    target=self.run, args=(self.app,), name=f"mail-worker-{n}", daemon=True
+                )
+                for n in range(self.size)
+            ]
+            for thread in self.threads:
+                thread.start()
+            atexit.register(self.stop)
+
+    def run(self, app):
+        """Deliver what is due, then sleep until woken or the poll interval passes."""
+        interval = app.config["MAIL_POLL_INTERVAL"]
+        while not self.stopping.is_set():
+            self.wake.clear()
+            handled = 0
+            with app.app_context():
+                try:
+                    handled = deliver_due(stop=self.stopping)
+                except Exception:
+                    log.exception("Mail worker failed; it will try again")
+            if not handled:
+                self.wake.wait(interval)
+
+    def stop(self, timeout=None):
+        """Let each worker finish the message in hand, then return."""
+        if timeout is None:
+            timeout = self.app.config["MAIL_SHUTDOWN_TIMEOUT"]
+        self.stopping.set()
+        self.wake.set()
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        alive = [thread.name for thread in self.threads if thread.is_alive()]
+        if alive:
+            log.warning("Mail workers still busy at shutdown: %s", ", ".join(alive))
+        atexit.unregister(self.stop)
+
+
+def dispatcher(app):
+    return app.extensions["outbox"]
+
+
+def init_app(app):
+    app.extensions["outbox"] = Dispatcher(app)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session):
+    """Mail queued in a transaction leaves only once that transaction is committed."""
+    app = session.info.pop("outbox_app", None)
+    if app is not None:
+        dispatcher(app).notify()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session):
+    session.info.pop("outbox_app", None)
