@@ -1,0 +1,69 @@
+"""One password policy (NIST SP 800-63B-4) and one way of hashing, for every form.
+
+Length is the only rule: at least PASSWORD_MIN_LENGTH characters, up to
+PASSWORD_MAX_LENGTH, any Unicode, no composition rules; plus a refusal of
+passwords that appear in breach corpora (Royce Williams' list of 20,000
+common passwords, shipped with Django, shipped here), compared case-blind.
+"""
+
+import gzip
+import unicodedata
+from functools import cache
+from importlib import resources
+
+from flask import current_app
+from werkzeug.security import check_password_hash, generate_password_hash
+
+
+@cache
+def common_passwords():
+    data = resources.files("microblog").joinpath("data/common-passwords.txt.gz").read_bytes()
+    return frozenset(gzip.decompress(data).decode().split())
+
+
+def normalize(password):
+    """NFKC, as NIST asks, so that the same password typed on two keyboards matches."""
+    return unicodedata.normalize("NFKC", password)
+
+
+def policy_problem(password, *personal):
+    """Why this password is refused, or None when it is acceptable."""
+    config = current_app.config
+    password = normalize(password)
+    if len(password) < config["PASSWORD_MIN_LENGTH"]:
+        return (
+            f"Use at least {config['PASSWORD_MIN_LENGTH']} characters; "
+            "a phrase of a few words works well."
+        )
+    if len(password) > config["PASSWORD_MAX_LENGTH"]:
+        return f"Use at most {config['PASSWORD_MAX_LENGTH']} characters."
+    folded = password.casefold()
+    if folded in common_passwords() or len(set(folded)) < 3:
+        return "This password is too common; choose another."
+    if any(value and len(value) >= 4 and value.casefold() in folded for value in personal):
+        return "Do not use your username or email address in your password."
+    return None
+
+
+def hash_password(password):
+    return generate_password_hash(normalize(password), current_app.config["PASSWORD_HASH_METHOD"])
+
+
+def verify_password(password_hash, password):
+    return check_password_hash(password_hash, normalize(password))
+
+
+def needs_rehash(password_hash):
+    """True when the hash was made with other parameters than the configured ones."""
+    return password_hash.split("$", 1)[0] != current_app.config["PASSWORD_HASH_METHOD"]
+
+
+@cache
+def _dummy_hash(method):
+    return generate_password_hash("not a password", method)
+
+
+def burn_verification_time(password):
+    """Spend the time of a real check, so that a login for an unknown user takes as long."""
+    method = current_app.config["PASSWORD_HASH_METHOD"]
+    check_password_hash(_dummy_hash(method), normalize(password))

@@ -1,0 +1,169 @@
+"""Views of the auth blueprint."""
+
+import logging
+from functools import wraps
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
+from sqlalchemy.exc import IntegrityError
+
+from microblog.auth.forms import (
+    LoginForm,
+    RegistrationForm,
+    ResetPasswordForm,
+    ResetPasswordRequestForm,
+)
+from microblog.auth.passwords import (
+    burn_verification_time,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from microblog.auth.recovery import complete_password_reset, request_password_reset
+from microblog.auth.tokens import user_for_reset_token
+from microblog.extensions import db, limiter
+from microblog.models import User
+from microblog.security import secret_page
+from microblog.urls import safe_next
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+audit = logging.getLogger("microblog.audit")
+
+RESET_SESSION_KEY = "reset_token"
+
+
+def config_limit(name):
+    """A Flask-Limiter limit read from the configuration at request time."""
+    return limiter.limit(lambda: current_app.config[name], methods=["POST"])
+
+
+def redirect_signed_in(view):
+    """A signed-in user has no business on these pages: send them home."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if current_user.is_authenticated:
+            return redirect(url_for("main.index"))
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def find_login_user(name):
+    """Usernames match exactly; email addresses are stored lower-case."""
+    if "@" in name:
+        return db.session.scalar(sa.select(User).where(User.email == name.lower()))
+    return db.session.scalar(sa.select(User).where(User.username == name))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@config_limit("LOGIN_RATE_LIMIT")
+@redirect_signed_in
+def login():
+    """Sign in with username (or email) and password; one error for every failure."""
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = find_login_user(form.username.data.strip())
+        if user is None:
+            burn_verification_time(form.password.data)
+        elif verify_password(user.password_hash, form.password.data):
+            if needs_rehash(user.password_hash):
+                user.password_hash = hash_password(form.password.data)
+                db.session.commit()
+            login_user(user, remember=form.remember_me.data)
+            audit.info("login.success user=%s", user.id)
+            return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
+        audit.info("login.failure")
+        flash("Invalid username or password.", "danger")
+    return render_template("auth/login.html", title="Sign in", form=form)
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout():
+    """Sign out. GET is accepted too (contract); the page's own button posts."""
+    logout_user()
+    return redirect(url_for("main.index"))
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@config_limit("REGISTER_RATE_LIMIT")
+@redirect_signed_in
+def register():
+    """Create an account; duplicates are form errors, never half-written rows."""
+    form = RegistrationForm()
+    if form.validate_on_submit():
+        user = User(
+            username=form.username.data,
+            email=form.email.data,
+            password_hash=hash_password(form.password.data),
+        )
+        db.session.add(user)
+        try:
+            db.session.commit()
+        except IntegrityError:  # lost a race with an identical registration
+            db.session.rollback()
+            form.username.errors.append("Please use a different username or email address.")
+        else:
+            audit.info("register user=%s", user.id)
+            flash("Congratulations, you are now a registered user! Please sign in.", "success")
+            return redirect(url_for("auth.login"))
+    return render_template("auth/register.html", title="Register", form=form)
+
+
+@bp.route("/reset_password_request", methods=["GET", "POST"])
+@config_limit("RESET_RATE_LIMIT")
+@redirect_signed_in
+def reset_password_request():
+    """Ask for a reset link; the answer is the same whether the address is known or not."""
+    form = ResetPasswordRequestForm()
+    if form.validate_on_submit():
+        request_password_reset(form.email.data)
+        flash("Check your email for the instructions to reset your password.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password_request.html", title="Reset password", form=form)
+
+
+@bp.route("/reset_password/<token>", methods=["GET"])
+@redirect_signed_in
+@secret_page(referrer_policy="no-referrer")
+def reset_password_link(token):
+    """The emailed link: keep the token in the session and leave the URL that shows it.
+
+    Nothing is checked or consumed here (mail scanners open links); the
+    token-free page does the checking, and no Referer or log line can leak it.
+    """
+    session[RESET_SESSION_KEY] = token
+    return redirect(url_for("auth.reset_password"))
+
+
+@bp.route("/reset_password", methods=["GET", "POST"])
+@bp.route("/reset_password/<token>", methods=["POST"])
+@config_limit("RESET_RATE_LIMIT")
+@redirect_signed_in
+@secret_page()
+def reset_password(token=None):
+    """Choose a new password, once, with a live link."""
+    token = token or session.get(RESET_SESSION_KEY)
+    user = user_for_reset_token(token)
+    if user is None:
+        session.pop(RESET_SESSION_KEY, None)
+        audit.info("password_reset.rejected reason=invalid_token")
+        return render_template("auth/reset_password_invalid.html", title="Link not valid"), 400
+    form = ResetPasswordForm(user)
+    if form.validate_on_submit():
+        session.pop(RESET_SESSION_KEY, None)
+        if not complete_password_reset(user, form.password.data):
+            return render_template("auth/reset_password_invalid.html", title="Link not valid"), 400
+        flash("Your password has been reset. Please sign in with it.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", title="Reset password", form=form)
