@@ -1,0 +1,5 @@
+"""Error pages, for the whole app."""
+
+from microblog.errors.handlers import bp
+
+__all__ = ["bp"]
