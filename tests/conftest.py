@@ -1,0 +1,199 @@
+"""Fixtures: an isolated app per test, a real SMTP server, and helpers that act like a user."""
+
+import os
+import re
+import uuid
+from html import unescape
+
+import pytest
+import sqlalchemy as sa
+
+from microblog import create_app
+from microblog.extensions import db
+from microblog.mail.delivery import deliver_due
+from microblog.mail.workers import dispatcher
+from microblog.models import User
+from smtp_server import SmtpServer, text_of
+
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _push_request_context():
+    """Undo pytest-flask's request context for the whole test.
+
+    Held for a whole test, it would hide a view that forgets to commit and
+    leak the signed-in user from one request to the next.
+    """
+
+
+@pytest.fixture(scope="session")
+def smtp_session():
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(smtp_session):
+    """The SMTP server every app of the test sends to, emptied for the test."""
+    smtp_session.mailbox.clear()
+    return smtp_session
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    """A database of the test's own: a SQLite file, or a PostgreSQL schema.
+
+    With TEST_DATABASE_URL set, each test gets a fresh schema in that
+    PostgreSQL database, dropped afterwards.
+    """
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{tmp_path / 'test.db'}", {}
+        return
+    from microblog.config import database_url as with_driver
+
+    url = with_driver(url)
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    yield url, {"connect_args": {"options": f"-csearch_path={schema}"}}
+    with admin.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_config(database_url, smtp, **overrides):
+    url, engine_options = database_url
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
+        "SERVER_NAME": "localhost",
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast; the default is tested on its own
+        "MAIL_SERVER": smtp.host,
+        "MAIL_PORT": smtp.port,
+        "MAIL_DEFAULT_SENDER": "Microblog <no-reply@example.com>",
+        "MAIL_WORKERS": 0,  # tests deliver synchronously unless they ask for threads
+        "MAIL_TIMEOUT": 5,
+    }
+    config.update(overrides)
+    return config
+
+
+test_config.__test__ = False  # a helper, not a test
+
+
+def build_app(database_url, smtp, **overrides):
+    app = create_app(test_config(database_url, smtp, **overrides))
+    with app.app_context():
+        db.create_all()
+    return app
+
+
+def close_app(app, drop=True):
+    dispatcher(app).stop(timeout=5)
+    with app.app_context():
+        if drop:
+            db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(request, database_url, smtp):
+    """A fresh app and database; `@pytest.mark.settings(KEY=value)` adds configuration."""
+    overrides = {}
+    for marker in reversed(list(request.node.iter_markers("settings"))):
+        overrides.update(marker.kwargs)
+    app = build_app(database_url, smtp, **overrides)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def deliver(app):
+    """Run the mail worker's loop once, synchronously: what the threads would do."""
+
+    def run():
+        with app.app_context():
+            return deliver_due()
+
+    return run
+
+
+@pytest.fixture
+def make_user(app):
+    def create(username="susan", email=None, password=PASSWORD):
+        from microblog.auth.passwords import hash_password
+
+        with app.app_context():
+            user = User(
+                username=username,
+                email=email or f"{username}@example.com",
+                password_hash=hash_password(password),
+            )
+            db.session.add(user)
+            db.session.commit()
+            return user.id
+
+    return create
+
+
+class AuthActions:
+    """What a person does with the account forms, through the test client."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def register(self, username="susan", email=None, password=PASSWORD, password2=None):
+        return self.client.post(
+            "/auth/register",
+            data={
+                "username": username,
+                "email": email or f"{username}@example.com",
+                "password": password,
+                "password2": password if password2 is None else password2,
+            },
+        )
+
+    def login(self, username="susan", password=PASSWORD, remember_me=False, next=None):
+        url = "/auth/login" + (f"?next={next}" if next else "")
+        data = {"username": username, "password": password}
+        if remember_me:
+            data["remember_me"] = "y"
+        return self.client.post(url, data=data)
+
+    def logout(self):
+        return self.client.post("/auth/logout")
+
+    def request_reset(self, email="susan@example.com"):
+        return self.client.post("/auth/reset_password_request", data={"email": email})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
+
+
+LINK = re.compile(r"https?://\S+/auth/reset_password/\S+")
+
+
+def reset_link(message):
+    """The reset link of an email, as a person would copy it from the text part."""
+    match = LINK.search(text_of(message))
+    assert match, "no reset link in the email"
+    return unescape(match.group(0))
+
+
+def flashes(response):
+    """The flashed messages shown on a page."""
+    return [
+        unescape(re.sub(r"<[^>]+>", "", m)).strip()
+        for m in re.findall(r'<div class="alert[^"]*" role="alert">(.*?)</div>', response.text, re.S)
+    ]
