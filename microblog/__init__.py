@@ -118,8 +118,9 @@ def configure_logging(app):
     """INFO and up: to stdout or a rotating file under instance/logs/ in production."""
     app.logger.setLevel(logging.INFO)
     for handler in list(app.logger.handlers):
-        if getattr(handler, "microblog", False):
+        if getattr(handler, "microblog", False):  # left by an earlier app in this process
             app.logger.removeHandler(handler)
+            handler.close()
     if app.debug or app.testing:
         return  # Flask's default handler prints to stderr
     if app.config["LOG_TO_STDOUT"]:

@@ -1,0 +1,99 @@
+"""create_app: isolated apps, configuration layering, the development secret key, logging."""
+
+import logging
+import stat
+
+import pytest
+from flask import Flask
+
+from conftest import TEST_SECRET_KEY, test_config
+from microblog import create_app
+from microblog.config import Config, database_url
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch):
+    """Point the instance folder at a temporary one, for apps built with production settings."""
+    folder = tmp_path / "instance"
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(folder))
+    yield folder
+    logger = logging.getLogger("microblog")
+    for handler in [h for h in logger.handlers if getattr(h, "microblog", False)]:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def production(**overrides):
+    config = {"TESTING": False, "DEBUG": False, "SERVER_NAME": "microblog.example.com"}
+    config.update(overrides)
+    return config
+
+
+def test_each_app_has_its_own_configuration(database_url, smtp):
+    first = create_app(test_config(database_url, smtp, POSTS_PER_PAGE=3))
+    second = create_app(test_config(database_url, smtp))
+    assert first.config["POSTS_PER_PAGE"] == 3
+    assert second.config["POSTS_PER_PAGE"] == 25
+
+
+def test_a_config_class_is_read_like_the_default(instance):
+    class Custom(Config):
+        TESTING = True
+        SECRET_KEY = TEST_SECRET_KEY
+        POSTS_PER_PAGE = 7
+
+    app = create_app(Custom)
+    assert app.config["POSTS_PER_PAGE"] == 7
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance / 'microblog.db'}"
+
+
+def test_without_a_secret_key_one_is_kept_in_the_instance_folder(instance, caplog):
+    first = create_app(production(SECRET_KEY=None))
+    second = create_app(production(SECRET_KEY=None))
+    key_file = instance / "secret_key"
+    assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"] == key_file.read_text()
+    assert len(first.config["SECRET_KEY"]) >= 64
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert "SECRET_KEY is not set" in caplog.text
+
+
+def test_a_short_secret_key_is_refused_outside_debug_and_testing(instance):
+    with pytest.raises(RuntimeError, match="SECRET_KEY is too short"):
+        create_app(production(SECRET_KEY="short"))
+    assert create_app(production(SECRET_KEY="short", DEBUG=True)).config["SECRET_KEY"] == "short"
+
+
+def test_session_cookies_are_secure_outside_debug(instance):
+    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY))
+    assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
+    debug = create_app(production(SECRET_KEY=TEST_SECRET_KEY, DEBUG=True))
+    assert not debug.config["SESSION_COOKIE_SECURE"]
+
+
+def test_production_logs_go_to_a_rotating_file_in_the_instance_folder(instance):
+    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY))
+    app.logger.info("hello from the test")
+    for handler in app.logger.handlers:
+        handler.flush()
+    assert "hello from the test" in (instance / "logs" / "microblog.log").read_text()
+
+
+def test_log_to_stdout_replaces_the_file(instance, capsys):
+    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY, LOG_TO_STDOUT=True))
+    app.logger.warning("to stdout")
+    assert "to stdout" in capsys.readouterr().out
+    assert not (instance / "logs").exists()
+    assert logging.getLogger("microblog").handlers == app.logger.handlers
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        (None, None),
+    ],
+)
+def test_database_urls_use_the_installed_driver(url, expected):
+    assert database_url(url) == expected
