@@ -65,6 +65,8 @@ def message_domain():
 
 def new_message(subject, sender, recipients, text_body, html_body, **fields):
     """An outbox row, not yet added to any session."""
+    if isinstance(recipients, str):
+        recipients = [recipients]  # one address, not a list of its characters
     return OutboxMessage(
         subject=subject,
         sender=sender or current_app.config["MAIL_DEFAULT_SENDER"],
@@ -110,7 +112,9 @@ def claim_next(session, lease_seconds):
 
     One UPDATE whose WHERE picks the row: SQLite runs it under its write
     lock, PostgreSQL skips rows another worker has locked. A row whose lease
-    expired (its worker died) is due again.
+    expired (its worker died) is due again, under a new `claim_token`: the
+    lease must outlast the slowest send that can still succeed (see
+    `delivery.lease_seconds`), or a live worker would share its message.
     """
     now = clock.utcnow()
     due = sa.or_(
@@ -142,6 +146,22 @@ def claim_next(session, lease_seconds):
     if claimed_id is None:
         return None
     return session.get(OutboxMessage, claimed_id)
+
+
+def settle(session, row_id, claim_token, **values):
+    """Record the outcome of a claim and commit; False if the claim was lost.
+
+    The claim is lost when its lease ran out and another worker took the
+    message: that worker's outcome is the one to keep, not this one.
+    """
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.claim_token == claim_token)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1
 
 
 def counts_by_state(session):

@@ -1,15 +1,18 @@
 """A small, bounded pool of sender threads per process.
 
-Started lazily, the first time a transaction that queued mail commits, with
-the real app object (never the `current_app` proxy). The threads are daemons
-so that they never hold a process open, and an exit hook asks them to
-finish the message in hand and stop, within gunicorn's graceful timeout.
+Started lazily, with the real app object (never the `current_app` proxy):
+by the first transaction that queues mail, or by the first request, so that
+a restarted process also sends what its predecessor left pending. The
+threads are daemons so that they never hold a process open, and an exit
+hook asks them to finish the message in hand and stop, within gunicorn's
+graceful timeout.
 """
 
 import atexit
 import logging
 import os
 import threading
+import time
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -20,12 +23,16 @@ log = logging.getLogger("microblog.mail")
 
 
 class Dispatcher:
+    """The mail worker threads of one app in one process (`app.extensions["outbox"]`)."""
+
     def __init__(self, app):
         self.app = app
         self.size = app.config["MAIL_WORKERS"]
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.threads = []
+        # Other background threads of this app's mail (the error reports), stopped with it.
+        self.companions = []
         self.pid = None
         self.lock = threading.Lock()
 
@@ -36,12 +43,20 @@ class Dispatcher:
         self.start()
         self.wake.set()
 
+    def running(self):
+        return self.pid == os.getpid()
+
     def start(self):
+        """Start the pool in this process, once; cheap enough to call on every request.
+
+        After a fork (gunicorn --preload) the threads did not come along, so
+        the child starts its own. After `stop()` the pool stays stopped.
+        """
+        if self.size <= 0 or self.running():
+            return
         with self.lock:
-            # After a fork (gunicorn --preload) the threads did not come along.
-            if self.pid == os.getpid() and not self.stopping.is_set():
+            if self.running():
                 return
-            self.pid = os.getpid()
             self.stopping.clear()
             self.threads = [
                 threading.Thread(
@@ -51,6 +66,7 @@ class Dispatcher:
             ]
             for thread in self.threads:
                 thread.start()
+            self.pid = os.getpid()
             atexit.register(self.stop)
 
     def run(self, app):
@@ -68,14 +84,17 @@ class Dispatcher:
                 self.wake.wait(interval)
 
     def stop(self, timeout=None):
-        """Let each worker finish the message in hand, then return."""
+        """Let each worker finish the message in hand, then return within `timeout` in all."""
         if timeout is None:
             timeout = self.app.config["MAIL_SHUTDOWN_TIMEOUT"]
+        deadline = time.monotonic() + timeout
+        for companion in self.companions:  # first, so that what they queue is not left behind
+            companion.stop(max(0.0, deadline - time.monotonic()))
         self.stopping.set()
         self.wake.set()
         for thread in self.threads:
             if thread is not threading.current_thread():
-                thread.join(timeout)
+                thread.join(max(0.0, deadline - time.monotonic()))
         alive = [thread.name for thread in self.threads if thread.is_alive()]
         if alive:
             log.warning("Mail workers still busy at shutdown: %s", ", ".join(alive))
@@ -83,11 +102,14 @@ class Dispatcher:
 
 
 def dispatcher(app):
+    """The app's pool: pass the real app object, never the `current_app` proxy."""
     return app.extensions["outbox"]
 
 
 def init_app(app):
+    """A pool per app, started by the first commit that queues mail or the first request."""
     app.extensions["outbox"] = Dispatcher(app)
+    app.before_request(app.extensions["outbox"].start)
 
 
 @event.listens_for(Session, "after_commit")

@@ -1,0 +1,361 @@
+"""Delivery from the outbox: one round of `deliver_due`, as a worker or cron runs it.
+
+Everything goes to a real aiosmtpd server (or a raw socket that misbehaves
+the way broken servers do) and is read back from it.
+"""
+
+import logging
+import socket
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from conftest import build_app, close_app
+
+from microblog import clock
+from microblog.extensions import db
+from microblog.mail import send_email
+from microblog.mail.delivery import deliver_due, lease_seconds, record_failure
+from microblog.mail.outbox import OutboxMessage, claim_next
+
+
+def queue_emails(app, count, recipients=None, commit_each=False):
+    """Queue `count` emails the way views do: send_email, then the caller's commit."""
+    with app.app_context():
+        for n in range(count):
+            send_email(
+                f"Message {n}",
+                None,
+                recipients or [f"reader{n}@example.com"],
+                f"Body of message {n}",
+                f"<p>Body of message {n}</p>",
+                tag="test",
+            )
+            if commit_each:
+                db.session.commit()
+        db.session.commit()
+
+
+def outbox_rows(app):
+    """Every outbox row, freshly read, in the order they were queued."""
+    with app.app_context():
+        rows = db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        db.session.expunge_all()
+        return rows
+
+
+def message_ids(messages):
+    return [message["Message-ID"] for message in messages]
+
+
+def in_threads(*functions, timeout=20):
+    """Run the functions at the same moment, each in its own thread; their results."""
+    start = threading.Barrier(len(functions))
+    results = [None] * len(functions)
+
+    def run(index, function):
+        start.wait()
+        results[index] = function()
+
+    threads = [
+        threading.Thread(target=run, args=item, daemon=True) for item in enumerate(functions)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a delivery never finished"
+    return results
+
+
+def delivering(app):
+    def run():
+        with app.app_context():
+            return deliver_due()
+
+    return run
+
+
+@pytest.fixture
+def other_app(database_url, smtp):
+    """A second app instance on the same database: another process, or another host."""
+    apps = []
+
+    def make(**overrides):
+        apps.append(build_app(database_url, smtp, **overrides))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        close_app(app, drop=False)
+
+
+class RawServer:
+    """A TCP server on loopback that says `greeting` (or nothing) and hangs up, or not."""
+
+    def __init__(self, greeting=None):
+        self.greeting = greeting
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host, self.port = self.listener.getsockname()
+        self.connections = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.connections.append(connection)
+            if self.greeting is None:
+                continue  # accepted, never a word: the client must give up on its own
+            with connection:
+                connection.sendall(self.greeting)
+
+    def close(self):
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress
+        self.listener.close()
+        self.thread.join(2)
+        for connection in self.connections:
+            connection.close()
+
+
+@pytest.fixture
+def raw_server():
+    servers = []
+
+    def make(greeting=None):
+        servers.append(RawServer(greeting))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_an_email_is_a_row_until_it_is_delivered(app, smtp, deliver):
+    queue_emails(app, 1, recipients=["reader@example.com"])
+    [row] = outbox_rows(app)
+    assert (row.state, row.attempts) == ("pending", 0)
+    assert smtp.messages == []
+
+    assert deliver() == 1
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "reader@example.com"
+    assert message["Subject"] == "Message 0"
+    assert message["Message-ID"] == row.message_id
+    [row] = outbox_rows(app)
+    assert (row.state, row.attempts) == ("sent", 1)
+    assert row.sent_at is not None
+
+
+def test_a_rolled_back_transaction_sends_nothing(app, smtp, deliver):
+    with app.app_context():
+        send_email("Never", None, ["reader@example.com"], "Never sent", None)
+        db.session.rollback()
+    assert outbox_rows(app) == []
+    assert deliver() == 0
+    assert smtp.messages == []
+
+
+def test_a_single_address_is_one_recipient(app, smtp, deliver):
+    with app.app_context():
+        send_email("Hello", None, "reader@example.com", "Hello", None)
+        db.session.commit()
+    deliver()
+    assert smtp.wait_for(1)[0].envelope_recipients == ["reader@example.com"]
+
+
+def test_a_delivered_body_is_not_kept(app, deliver):
+    queue_emails(app, 1)
+    deliver()
+    [row] = outbox_rows(app)
+    assert (row.state, row.text_body, row.html_body) == ("sent", "", None)
+
+
+def test_the_messages_of_one_round_share_one_connection(app, smtp, deliver):
+    queue_emails(app, 5)
+    assert deliver() == 5
+    assert len(smtp.wait_for(5)) == 5
+    assert smtp.mailbox.connections == 1
+
+
+def test_a_rejected_recipient_fails_at_once_and_the_others_still_go(app, smtp, deliver, caplog):
+    smtp.mailbox.rejected_recipients.add("gone@example.com")
+    queue_emails(app, 1, recipients=["gone@example.com"])
+    queue_emails(app, 1, recipients=["reader@example.com"])
+
+    assert deliver() == 2
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "reader@example.com"
+    rejected, delivered = outbox_rows(app)
+    assert (rejected.state, rejected.attempts) == ("failed", 1)
+    assert rejected.last_error == "SMTPRecipientsRefused [550]"
+    assert delivered.state == "sent"
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.name == "microblog.mail"
+    assert "failed for good after 1 attempt(s): SMTPRecipientsRefused [550]" in record.getMessage()
+    assert "g***@example.com" in record.getMessage()
+    assert "gone@example.com" not in caplog.text
+    assert "Body of message" not in caplog.text
+
+
+def test_a_refused_connection_is_retried_later_and_the_round_stops(app, smtp, deliver, caplog):
+    smtp.mailbox.max_connections = 0  # every connection gets "421 Too many connections"
+    queue_emails(app, 3)
+
+    assert deliver() == 0
+    first, *rest = outbox_rows(app)
+    assert (first.state, first.attempts, first.last_error) == ("pending", 1, "SMTPConnectError 421")
+    assert first.next_attempt_at > clock.utcnow() + timedelta(seconds=29)  # MAIL_RETRY_BASE_DELAY
+    assert [(row.state, row.attempts) for row in rest] == [("pending", 0)] * 2
+    assert smtp.mailbox.refused == 1
+    [record] = [r for r in caplog.records if r.name == "microblog.mail"]
+    assert record.levelno == logging.WARNING
+    assert "(attempt 1): SMTPConnectError 421; next try in" in record.getMessage()
+    assert "Body of message" not in caplog.text
+
+
+def test_a_5xx_greeting_is_the_server_s_problem_not_the_message_s(app, database_url, raw_server):
+    """Taken as permanent, one "554 no service" would fail every queued message."""
+    server = raw_server(b"554 5.3.2 Not accepting mail today\r\n")
+    broken = build_app(database_url, server, MAIL_WORKERS=0)
+    try:
+        queue_emails(broken, 2)
+        assert delivering(broken)() == 0
+    finally:
+        close_app(broken, drop=False)
+    first, second = outbox_rows(app)
+    assert (first.state, first.last_error) == ("pending", "SMTPConnectError 554")
+    assert (second.state, second.attempts) == ("pending", 0)
+
+
+def test_a_server_that_never_answers_costs_one_timeout(app, database_url, raw_server):
+    """Flask-Mail connects without a timeout; the worker must not wait forever."""
+    server = raw_server(greeting=None)
+    silent = build_app(database_url, server, MAIL_WORKERS=0, MAIL_TIMEOUT=0.3)
+    try:
+        queue_emails(silent, 1)
+        started = time.monotonic()
+        [settled] = in_threads(delivering(silent), timeout=5)
+        elapsed = time.monotonic() - started
+    finally:
+        close_app(silent, drop=False)
+    assert settled == 0
+    assert elapsed < 2
+    [row] = outbox_rows(app)
+    assert (row.state, row.last_error) == ("pending", "SMTPServerDisconnected")
+
+
+@pytest.mark.settings(MAIL_RETRY_BASE_DELAY=10, MAIL_RETRY_MAX_DELAY=80, MAIL_RETRY_DEADLINE=400)
+def test_backoff_grows_until_the_deadline_fails_the_message(
+    app, smtp, deliver, monkeypatch, caplog
+):
+    smtp.mailbox.max_connections = 0
+    queue_emails(app, 1)
+    [row] = outbox_rows(app)
+    now = clock.utcnow()
+    monkeypatch.setattr(clock, "utcnow", lambda: now)
+
+    delays = []
+    while row.state == "pending" and len(delays) < 20:
+        deliver()
+        [row] = outbox_rows(app)
+        delays.append((row.next_attempt_at - now).total_seconds())
+        now = row.next_attempt_at  # time passes until the next try is due
+
+    ceilings = [min(80, 10 * 2**attempt) for attempt in range(1, len(delays) + 1)]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True)), delays
+    assert delays[1] > delays[0] and delays[2] > delays[1]  # ceilings 20, 40, 80: no overlap
+    assert (row.state, row.attempts, row.last_error) == (
+        "failed",
+        len(delays),
+        "SMTPConnectError 421",
+    )
+    assert row.next_attempt_at > row.deadline_at  # given up because the next try was too late
+    assert smtp.mailbox.refused == len(delays)
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert f"failed for good after {len(delays)} attempt(s)" in record.getMessage()
+
+
+def test_a_message_claimed_by_a_dead_worker_goes_once_its_lease_expires(
+    app, smtp, deliver, monkeypatch
+):
+    queue_emails(app, 1)
+    with app.app_context():
+        claimed = claim_next(db.session, lease_seconds(app.config))  # ...and the process dies
+        lease_until = claimed.lease_until
+    assert deliver() == 0  # still leased: no one else touches it
+    assert outbox_rows(app)[0].state == "sending"
+
+    later = lease_until + timedelta(seconds=1)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    assert deliver() == 1
+    assert len(smtp.wait_for(1)) == 1
+    [row] = outbox_rows(app)
+    assert (row.state, row.attempts) == ("sent", 2)
+
+
+def test_a_worker_whose_lease_ran_out_records_nothing(app, smtp, deliver, monkeypatch, caplog):
+    queue_emails(app, 1)
+    with app.app_context():
+        stale = claim_next(db.session, lease_seconds(app.config))
+        stale_claim, later = stale.claim_token, stale.lease_until + timedelta(seconds=1)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    assert deliver() == 1  # another worker takes the message over and sends it
+
+    with app.app_context():  # the first worker finally gives up on its own attempt
+        row = db.session.get(OutboxMessage, stale.id)
+        record_failure(db.session, row, stale_claim, ConnectionResetError())
+    [row] = outbox_rows(app)
+    assert (row.state, row.last_error) == ("sent", None)
+    assert "the lease ran out before the outcome was recorded" in caplog.text
+
+
+@pytest.mark.settings(MAIL_LEASE_SECONDS=0)
+def test_a_slow_send_keeps_its_lease(app, smtp, other_app):
+    """The lease outlasts MAIL_TIMEOUT, whatever MAIL_LEASE_SECONDS says."""
+    smtp.mailbox.delay = 0.4
+    second = other_app(MAIL_LEASE_SECONDS=0)
+    queue_emails(app, 1)
+
+    def deliver_a_little_later():
+        time.sleep(0.15)  # the first worker is in the middle of the send by now
+        return delivering(second)()
+
+    assert sorted(in_threads(delivering(app), deliver_a_little_later)) == [0, 1]
+    assert len(smtp.wait_for(1)) == 1
+    time.sleep(0.1)
+    assert len(smtp.messages) == 1
+
+
+def test_two_app_instances_on_one_database_send_each_message_once(app, smtp, other_app):
+    smtp.mailbox.delay = 0.005  # long enough for the instances to interleave
+    second = other_app()
+    queue_emails(app, 40)
+
+    settled = in_threads(delivering(app), delivering(second), delivering(app), delivering(second))
+    assert sum(settled) == 40
+    assert settled[0] + settled[2] > 0 and settled[1] + settled[3] > 0  # both took part
+    ids = message_ids(smtp.wait_for(40))
+    assert sorted(ids) == sorted(row.message_id for row in outbox_rows(app))
+    assert len(set(ids)) == 40
+    assert {row.state for row in outbox_rows(app)} == {"sent"}
+
+
+@pytest.mark.settings(MAIL_SERVER=None)
+def test_without_a_mail_server_the_whole_email_goes_to_the_log(app, deliver, caplog):
+    caplog.set_level(logging.INFO, logger="microblog.mail")
+    queue_emails(app, 1, recipients=["reader@example.com"])
+    assert deliver() == 1
+    [record] = [r for r in caplog.records if r.name == "microblog.mail"]
+    text = record.getMessage()
+    assert "MAIL_SERVER is unset" in text
+    assert "From: Microblog <no-reply@example.com>" in text
+    assert "To: reader@example.com" in text
+    assert "Subject: Message 0" in text
+    assert text.endswith("Body of message 0")
+    assert outbox_rows(app)[0].state == "sent"
