@@ -67,7 +67,9 @@ class Config:
 
     # The outbox: worker threads per process, and how hard they try.
     MAIL_WORKERS = env_int("MAIL_WORKERS", 2)
-    MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 30)  # seconds for one SMTP exchange
+    # Seconds for one SMTP exchange. The lease of a claimed message is at least
+    # 16 exchanges long, so this also sets how soon a dead worker's message returns.
+    MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 10)
     MAIL_LEASE_SECONDS = env_int("MAIL_LEASE_SECONDS", 120)
     MAIL_POLL_INTERVAL = float(os.environ.get("MAIL_POLL_INTERVAL", 2))
     MAIL_RETRY_BASE_DELAY = float(os.environ.get("MAIL_RETRY_BASE_DELAY", 30))

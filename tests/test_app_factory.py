@@ -97,3 +97,16 @@ def test_log_to_stdout_replaces_the_file(instance, capsys):
 )
 def test_database_urls_use_the_installed_driver(url, expected):
     assert database_url(url) == expected
+
+
+@pytest.mark.settings(PROPAGATE_EXCEPTIONS=False)
+def test_a_crash_is_logged_by_route_not_by_path(app, client, caplog):
+    def explode(secret):
+        raise RuntimeError("boom")
+
+    app.add_url_rule("/explode/<secret>", view_func=explode)
+    response = client.get("/explode/token-that-must-not-be-logged")
+    assert response.status_code == 500
+    assert "An unexpected error occurred" in response.text
+    assert "Exception on /explode/<secret> [GET]" in caplog.text
+    assert "token-that-must-not-be-logged" not in caplog.text
