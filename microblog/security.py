@@ -19,6 +19,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 def add_security_headers(response):
+    """What every response carries: CSP, no framing, no sniffing, HSTS over HTTPS."""
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Frame-Options", "DENY")
@@ -47,3 +48,17 @@ def secret_page(referrer_policy="same-origin"):
         return wrapper
 
     return decorate
+
+
+def untrusted_host(error):
+    """A Host outside TRUSTED_HOSTS gets a plain 400, never a template.
+
+    Flask builds no URL adapter for such a request, so a page that calls
+    url_for would fail: a 500 and, with ADMINS set, an email per request.
+    Register with `app.register_error_handler(SecurityError, untrusted_host)`.
+    """
+    return (
+        "Bad request: this site is not served under that host name.\n",
+        400,
+        {"Content-Type": "text/plain; charset=utf-8"},
+    )

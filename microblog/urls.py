@@ -22,8 +22,14 @@ def public_host(app):
 def external_url(endpoint, **values):
     """An absolute URL built from configuration alone, immune to Host-header poisoning."""
     app = current_app._get_current_object()
+    host = public_host(app)
+    if host is None:  # only wildcard TRUSTED_HOSTS (".example.com"): no host to name
+        raise RuntimeError(
+            "No public host for emailed links: set SERVER_NAME (e.g. microblog.example.com) "
+            "or put a plain host name first in TRUSTED_HOSTS."
+        )
     adapter = app.url_map.bind(
-        public_host(app),
+        host,
         url_scheme=app.config["PREFERRED_URL_SCHEME"],
         script_name=app.config["APPLICATION_ROOT"],
     )

@@ -18,12 +18,31 @@ USERNAME_RULES = [
 ]
 
 
+def strip_spaces(value):
+    """Spaces a phone keyboard adds around an address; CR, LF and the rest stay, to fail."""
+    return value.strip(" \t") if isinstance(value, str) else value
+
+
 def normalized_email(form, field):
-    """Validate the address and replace it with its normalised form."""
+    """Validate one address and replace it with its normalised form.
+
+    A field sent twice is a list too: refused, like commas or CR/LF inside it.
+    """
+    if field.raw_data and len(field.raw_data) > 1:
+        raise ValidationError("Enter one email address.")
     try:
         field.data = normalize_email(field.data)
     except EmailNotValidError as error:
         raise ValidationError(str(error)) from None
+
+
+def email_field():
+    """The address field of every form: trimmed, validated, normalised."""
+    return EmailField(
+        "Email",
+        filters=[strip_spaces],
+        validators=[DataRequired(), Length(max=254), normalized_email],
+    )
 
 
 def username_taken(username):
@@ -57,7 +76,7 @@ class LoginForm(FlaskForm):
 
 class RegistrationForm(NewPasswordForm):
     username = StringField("Username", validators=USERNAME_RULES)
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254), normalized_email])
+    email = email_field()
     submit = SubmitField("Register")
 
     def personal_values(self):
@@ -74,7 +93,7 @@ class RegistrationForm(NewPasswordForm):
 
 
 class ResetPasswordRequestForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=254), normalized_email])
+    email = email_field()
     submit = SubmitField("Request password reset")
 
 

@@ -11,14 +11,19 @@ import unicodedata
 from functools import cache
 from importlib import resources
 
+import sqlalchemy as sa
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from microblog.extensions import db
+from microblog.models import User
 
 
 @cache
 def common_passwords():
+    """The shipped list, one password a line (some have spaces: "friend of emily")."""
     data = resources.files("microblog").joinpath("data/common-passwords.txt.gz").read_bytes()
-    return frozenset(gzip.decompress(data).decode().split())
+    return frozenset(line for line in gzip.decompress(data).decode().splitlines() if line)
 
 
 def normalize(password):
@@ -29,6 +34,8 @@ def normalize(password):
 def policy_problem(password, *personal):
     """Why this password is refused, or None when it is acceptable."""
     config = current_app.config
+    if len(password) > config["PASSWORD_MAX_LENGTH"]:  # before NFKC, which can expand it
+        return f"Use at most {config['PASSWORD_MAX_LENGTH']} characters."
     password = normalize(password)
     if len(password) < config["PASSWORD_MIN_LENGTH"]:
         return (
@@ -46,16 +53,39 @@ def policy_problem(password, *personal):
 
 
 def hash_password(password):
+    """A salted hash with the configured method and parameters."""
     return generate_password_hash(normalize(password), current_app.config["PASSWORD_HASH_METHOD"])
 
 
 def verify_password(password_hash, password):
+    """True when the password matches the hash, whatever parameters made the hash."""
     return check_password_hash(password_hash, normalize(password))
 
 
 def needs_rehash(password_hash):
-    """True when the hash was made with other parameters than the configured ones."""
-    return password_hash.split("$", 1)[0] != current_app.config["PASSWORD_HASH_METHOD"]
+    """True when the hash was made with other parameters than the configured ones.
+
+    Compared with a hash made now, not with the setting's text: "scrypt" and
+    "scrypt:32768:8:1" are the same method, and must not rehash every login.
+    """
+    method = current_app.config["PASSWORD_HASH_METHOD"]
+    return password_hash.split("$", 1)[0] != _dummy_hash(method).split("$", 1)[0]
+
+
+def upgrade_hash(user, password):
+    """Store a hash made with the configured parameters; False if the password changed.
+
+    A compare-and-swap on the hash that was checked, like a reset: a login
+    that read the old hash must never write over a password set meanwhile.
+    """
+    result = db.session.execute(
+        sa.update(User)
+        .where(User.id == user.id, User.password_hash == user.password_hash)
+        .values(password_hash=hash_password(password))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount == 1
 
 
 @cache

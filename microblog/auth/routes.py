@@ -4,6 +4,7 @@ import logging
 from functools import wraps
 
 import sqlalchemy as sa
+from email_validator import EmailNotValidError
 from flask import (
     Blueprint,
     current_app,
@@ -17,6 +18,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy.exc import IntegrityError
 
+from microblog.auth.emails import normalize_email
 from microblog.auth.forms import (
     LoginForm,
     RegistrationForm,
@@ -27,10 +29,11 @@ from microblog.auth.passwords import (
     burn_verification_time,
     hash_password,
     needs_rehash,
+    upgrade_hash,
     verify_password,
 )
 from microblog.auth.recovery import complete_password_reset, request_password_reset
-from microblog.auth.tokens import user_for_reset_token
+from microblog.auth.tokens import looks_like_token, user_for_reset_token
 from microblog.extensions import db, limiter
 from microblog.models import User
 from microblog.security import secret_page
@@ -60,9 +63,13 @@ def redirect_signed_in(view):
 
 
 def find_login_user(name):
-    """Usernames match exactly; email addresses are stored lower-case."""
+    """Usernames match exactly; email addresses as stored: normalised, lower-case."""
     if "@" in name:
-        return db.session.scalar(sa.select(User).where(User.email == name.lower()))
+        try:
+            address = normalize_email(name)
+        except EmailNotValidError:
+            return None
+        return db.session.scalar(sa.select(User).where(User.email == address))
     return db.session.scalar(sa.select(User).where(User.username == name))
 
 
@@ -76,10 +83,10 @@ def login():
         user = find_login_user(form.username.data.strip())
         if user is None:
             burn_verification_time(form.password.data)
-        elif verify_password(user.password_hash, form.password.data):
-            if needs_rehash(user.password_hash):
-                user.password_hash = hash_password(form.password.data)
-                db.session.commit()
+        elif verify_password(user.password_hash, form.password.data) and (
+            not needs_rehash(user.password_hash) or upgrade_hash(user, form.password.data)
+        ):
+            session.pop(RESET_SESSION_KEY, None)
             login_user(user, remember=form.remember_me.data)
             audit.info("login.success user=%s", user.id)
             return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
@@ -92,6 +99,7 @@ def login():
 def logout():
     """Sign out. GET is accepted too (contract); the page's own button posts."""
     logout_user()
+    session.pop(RESET_SESSION_KEY, None)
     return redirect(url_for("main.index"))
 
 
@@ -133,6 +141,7 @@ def reset_password_request():
     return render_template("auth/reset_password_request.html", title="Reset password", form=form)
 
 
+@bp.route("/reset_password/", defaults={"token": ""}, methods=["GET"])
 @bp.route("/reset_password/<token>", methods=["GET"])
 @redirect_signed_in
 @secret_page(referrer_policy="no-referrer")
@@ -141,8 +150,13 @@ def reset_password_link(token):
 
     Nothing is checked or consumed here (mail scanners open links); the
     token-free page does the checking, and no Referer or log line can leak it.
+    What cannot be a token (8 KB, non-ASCII, empty) is not kept: the page
+    then says the link is not valid, and the session cookie stays small.
     """
-    session[RESET_SESSION_KEY] = token
+    if looks_like_token(token):
+        session[RESET_SESSION_KEY] = token
+    else:
+        session.pop(RESET_SESSION_KEY, None)
     return redirect(url_for("auth.reset_password"))
 
 
