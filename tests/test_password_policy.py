@@ -1,0 +1,198 @@
+"""One password policy (NIST SP 800-63B-4) for every form, and hashes that keep up with OWASP."""
+
+import time
+
+import pytest
+import sqlalchemy as sa
+from conftest import PASSWORD, AuthActions
+from werkzeug.security import generate_password_hash
+
+from microblog.auth.passwords import common_passwords, upgrade_hash, verify_password
+from microblog.auth.tokens import make_reset_token
+from microblog.config import Config
+from microblog.extensions import db
+from microblog.models import User
+
+TOO_SHORT = "Use at least 15 characters"
+TOO_LONG = "Use at most 256 characters."
+TOO_COMMON = "This password is too common; choose another."
+PERSONAL = "Do not use your username or email address in your password."
+
+
+def by_registration(app, client, password):
+    """Register "reggie" with this password: (accepted, page)."""
+    response = AuthActions(client).register("reggie", password=password)
+    return response.headers.get("Location") == "/auth/login", response
+
+
+def open_reset_form(app, client):
+    """Reggie (hashed the fast way, whatever the app's method) opens his emailed link."""
+    with app.app_context():
+        user = User(username="reggie", email="reggie@example.com")
+        user.password_hash = generate_password_hash(PASSWORD, "pbkdf2:sha256:1000")
+        db.session.add(user)
+        db.session.commit()
+        token = make_reset_token(user)
+    client.get(f"/auth/reset_password/{token}")
+
+
+def submit_reset(client, password):
+    response = client.post(
+        "/auth/reset_password", data={"password": password, "password2": password}
+    )
+    return response.headers.get("Location") == "/auth/login", response
+
+
+def by_reset(app, client, password):
+    """Reset reggie's password to this one through the emailed-link form: (accepted, page)."""
+    open_reset_form(app, client)
+    return submit_reset(client, password)
+
+
+def full_width(text):
+    """The text as a Japanese or Chinese keyboard's full-width mode types it."""
+    return "".join("\u3000" if c == " " else chr(ord(c) + 0xFEE0) for c in text)
+
+
+FORMS = {"registration": by_registration, "reset": by_reset}
+
+POLICY = {
+    "14 characters": ("fourteen chars", TOO_SHORT),
+    "15 characters": ("tulips in march", None),
+    "64 characters": ("a" + "bcdefghij " * 6 + "xyz", None),
+    "256 characters": (("seven sleepy owls hoot " * 12)[:256], None),
+    "257 characters": (("seven sleepy owls hoot " * 12)[:257], TOO_LONG),
+    "digits only": ("739184026573918", None),
+    "Cyrillic": ("пароль из многих слов", None),
+    "Japanese": ("日本語のパスフレーズはとても長いです", None),
+    "emoji": ("🐴🔋📎 correct staple 🦄", None),
+    "common, long": ("1q2w3e4r5t6y7u8i9o0p", TOO_COMMON),
+    "common phrase": ("friend of emily", TOO_COMMON),
+    "common, other case": ("Friend Of Emily", TOO_COMMON),
+    "common, full-width": (full_width("friend of emily"), TOO_COMMON),
+    "one character": ("aaaaaaaaaaaaaaaaaaaa", TOO_COMMON),
+    "the username": ("reggie's very own passphrase", PERSONAL),
+}
+
+
+@pytest.mark.parametrize("form", FORMS.values(), ids=FORMS.keys())
+@pytest.mark.parametrize(("password", "problem"), POLICY.values(), ids=POLICY.keys())
+def test_registration_and_reset_hold_passwords_to_one_policy(app, client, form, password, problem):
+    accepted, page = form(app, client, password)
+    assert accepted == (problem is None)
+    if problem:
+        assert problem in page.text
+
+
+@pytest.mark.settings(PASSWORD_MIN_LENGTH=8)
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [("tulips!", "Use at least 8 characters"), ("tulips!!", None), ("password1", TOO_COMMON)],
+)
+def test_the_minimum_length_is_configurable_and_the_list_still_applies(
+    app, client, password, problem
+):
+    accepted, page = by_registration(app, client, password)
+    assert accepted == (problem is None)
+    if problem:
+        assert problem in page.text
+
+
+def test_the_shipped_list_is_a_real_published_list_of_common_passwords():
+    listed = common_passwords()
+    assert len(listed) >= 10_000
+    assert {"123456", "password", "qwerty", "iloveyou", "friend of emily"} <= listed
+
+
+OVERLONG = {"ASCII": "x" * 100_000, "NFKC x18": "\ufdfa" * 20_000}
+
+
+@pytest.mark.settings(PASSWORD_HASH_METHOD=Config.PASSWORD_HASH_METHOD)
+@pytest.mark.parametrize("password", OVERLONG.values(), ids=OVERLONG.keys())
+def test_an_overlong_password_is_refused_fast_at_registration_and_reset(app, password):
+    """With the real hash (about 0.4 s), any hashing of the refused password would show."""
+    registering, resetting = app.test_client(), app.test_client()
+    open_reset_form(app, resetting)
+    for submit in (
+        lambda: by_registration(app, registering, password),
+        lambda: submit_reset(resetting, password),
+    ):
+        started = time.perf_counter()
+        accepted, page = submit()
+        assert time.perf_counter() - started < 0.2
+        assert not accepted
+        assert TOO_LONG in page.text
+
+
+@pytest.mark.settings(PASSWORD_HASH_METHOD=Config.PASSWORD_HASH_METHOD)
+def test_an_overlong_password_at_login_is_refused_without_hashing(app, client):
+    """An unknown user's login burns a real hash's time; an overlong one must not."""
+    started = time.perf_counter()
+    response = AuthActions(client).login("nobody", password="x" * 100_000)
+    assert time.perf_counter() - started < 0.2
+    assert "Location" not in response.headers
+    assert "Field cannot be longer than 1024 characters." in response.text
+
+
+def test_the_default_hash_meets_owasp_scrypt_parameters():
+    """OWASP Password Storage Cheat Sheet: scrypt N=2^17, r=8, p=1 (or Argon2id)."""
+    name, cost, block_size, parallelism = Config.PASSWORD_HASH_METHOD.split(":")
+    assert name == "scrypt"
+    assert int(cost) >= 2**17 and int(block_size) >= 8 and int(parallelism) >= 1
+
+
+@pytest.mark.settings(PASSWORD_HASH_METHOD=Config.PASSWORD_HASH_METHOD)
+def test_passwords_are_stored_with_the_configured_hash(app, auth):
+    auth.register("susan")
+    assert stored_hash(app).startswith(Config.PASSWORD_HASH_METHOD + "$")
+
+
+def stored_hash(app, username="susan"):
+    with app.app_context():
+        return db.session.scalar(sa.select(User.password_hash).where(User.username == username))
+
+
+def test_a_hash_with_weaker_parameters_is_upgraded_at_the_next_login(app, auth):
+    with app.app_context():
+        weak = generate_password_hash(PASSWORD, "pbkdf2:sha256:600")
+        db.session.add(User(username="susan", email="susan@example.com", password_hash=weak))
+        db.session.commit()
+
+    assert auth.login().headers["Location"] == "/index"
+    upgraded = stored_hash(app)
+    assert upgraded.startswith(app.config["PASSWORD_HASH_METHOD"] + "$")
+    auth.logout()
+    assert auth.login().headers["Location"] == "/index"
+    assert stored_hash(app) == upgraded  # once is enough
+
+
+@pytest.mark.settings(PASSWORD_HASH_METHOD="scrypt")
+def test_a_method_named_without_parameters_does_not_rehash_every_login(app, auth):
+    """ "scrypt" makes "scrypt:32768:8:1" hashes: the same method, nothing to upgrade."""
+    auth.register("susan")
+    first = stored_hash(app)
+    assert first.startswith("scrypt:32768:8:1$")
+    assert auth.login().headers["Location"] == "/index"
+    assert stored_hash(app) == first
+
+
+def test_an_upgrade_never_writes_over_a_password_changed_meanwhile(app, make_user):
+    """A login read the old hash; a reset commits; the login's upgrade must lose."""
+    user_id = make_user("susan")
+    with app.app_context():
+        seen_by_login = db.session.get(User, user_id)
+        reset_hash = generate_password_hash("set by a reset just now", "pbkdf2:sha256:1000")
+        with db.engine.begin() as other:
+            other.execute(
+                sa.update(User).where(User.id == user_id).values(password_hash=reset_hash)
+            )
+        assert upgrade_hash(seen_by_login, PASSWORD) is False
+    assert stored_hash(app) == reset_hash
+
+
+def test_a_password_typed_on_another_keyboard_still_matches(app, auth):
+    """NFKC: full-width letters (an East Asian keyboard) are the same password."""
+    auth.register("susan", password=full_width("correct horse battery"))
+    assert auth.login(password="correct horse battery").headers["Location"] == "/index"
+    with app.app_context():
+        assert verify_password(stored_hash(app), "correct horse battery")
