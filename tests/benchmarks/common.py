@@ -1,0 +1,302 @@
+"""What the benchmark scripts share: the machine, gunicorn, a load generator, tables.
+
+The load comes from another process (wrk when installed, else Python client
+processes), so that the client does not share the interpreter it measures.
+"""
+
+import json
+import multiprocessing
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from http.client import HTTPConnection
+from pathlib import Path
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))  # smtp_server
+
+SECRET_KEY = "benchmark-secret-key-of-at-least-32-bytes-long"
+CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cpu_model():
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_table():
+    rows = [
+        ("CPUs (nproc)", str(len(os.sched_getaffinity(0)))),
+        ("CPU model", cpu_model()),
+        ("Python", platform.python_version()),
+        ("OS", platform.platform(terse=True)),
+    ]
+    return markdown_table(("machine", ""), rows)
+
+
+def markdown_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def percentile(values, fraction):
+    """The nearest-rank percentile of a list of numbers."""
+    ordered = sorted(values)
+    rank = max(1, round(fraction * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.1f} ms"
+
+
+def app_env(database_url, port, **extra):
+    """The production configuration the benchmarks serve: only what a load test must change."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "MAIL_"))}
+    env.update(
+        DATABASE_URL=database_url,
+        SECRET_KEY=SECRET_KEY,
+        SERVER_NAME=f"127.0.0.1:{port}",
+        SESSION_COOKIE_SECURE="false",
+        RATELIMIT_ENABLED="false",  # one client address sends everything
+        LOG_TO_STDOUT="1",
+        **{key: str(value) for key, value in extra.items()},
+    )
+    return env
+
+
+def migrate(env):
+    """Create the schema with the contract's command."""
+    subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "microblog", "db", "upgrade"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def seeding_app(database_url):
+    """An in-process app on the benchmark's database, to write its fixtures."""
+    from microblog import create_app
+
+    return create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": SECRET_KEY,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            "MAIL_WORKERS": 0,
+        }
+    )
+
+
+def gunicorn_flags():
+    """The settings every benchmarked server shares."""
+    from gunicorn.config import Config
+
+    flags = ["-w", "2"]
+    if "control_socket_disable" in Config().settings:
+        flags.append("--no-control-socket")
+    return flags
+
+
+class Gunicorn:
+    """`gunicorn -w 2 <module>:app` on loopback; output to a log file."""
+
+    def __init__(self, module, cwd, env, port, log_path):
+        self.module, self.cwd, self.env, self.port = module, cwd, env, port
+        self.log_path = log_path
+        self.process = None
+
+    def __enter__(self):
+        command = [sys.executable, "-m", "gunicorn", *gunicorn_flags()]
+        command += ["-b", f"127.0.0.1:{self.port}", self.module]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.cwd, env=self.env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited:\n{Path(self.log_path).read_text()}")
+            if Path(self.log_path).read_text().count("Booting worker") >= 2:
+                try:
+                    get("127.0.0.1", self.port, "/")
+                    return self
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise RuntimeError("gunicorn did not start")
+
+    def __exit__(self, *exc):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def get(host, port, path, headers=None):
+    """One request on a fresh connection: (status, headers, body)."""
+    connection = HTTPConnection(host, port, timeout=30)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+class Session:
+    """One visitor: cookies carried over, CSRF token read from the form."""
+
+    def __init__(self, port):
+        self.port = port
+        self.cookies = {}
+
+    def request(self, method, path, fields=None):
+        headers = {}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if fields is not None:
+            body = urlencode(fields)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        connection = HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode()
+        finally:
+            connection.close()
+        for cookie in response.headers.get_all("Set-Cookie") or []:
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            self.cookies[name] = value
+        return response.status, text
+
+    def csrf_token(self, path):
+        _status, text = self.request("GET", path)
+        return CSRF_INPUT.search(text).group(1)
+
+
+def _python_client(port, path, seconds, queue):
+    latencies, errors = [], 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            status, _, _ = get("127.0.0.1", port, path)
+        except OSError:
+            status = 0
+        latencies.append(time.perf_counter() - started)
+        errors += status != 200
+    queue.put((latencies, errors))
+
+
+def python_load(port, path, seconds, connections):
+    """`connections` client processes requesting `path` for `seconds`."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    clients = [
+        context.Process(target=_python_client, args=(port, path, seconds, queue))
+        for _ in range(connections)
+    ]
+    started = time.monotonic()
+    for client in clients:
+        client.start()
+    results = [queue.get() for _ in clients]
+    elapsed = time.monotonic() - started
+    for client in clients:
+        client.join()
+    latencies = [value for values, _ in results for value in values]
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50": percentile(latencies, 0.50),
+        "p99": percentile(latencies, 0.99),
+        "errors": sum(errors for _, errors in results),
+    }
+
+
+WRK_REPORT = """
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    errors.connect + errors.read + errors.write + errors.timeout + errors.status))
+end
+"""
+
+
+def wrk_load(port, path, seconds, connections):
+    """wrk's numbers for `path`: one thread, `connections` connections."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_REPORT)
+    try:
+        output = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script.name)
+    report = json.loads(output.strip().splitlines()[-1])
+    return {
+        "requests": report["requests"],
+        "rps": report["requests"] / (report["duration_us"] / 1e6),
+        "p50": report["p50_us"] / 1e6,
+        "p99": report["p99_us"] / 1e6,
+        "errors": report["errors"],
+    }
+
+
+def load_generator():
+    """wrk if installed (apt-get install wrk), else Python client processes."""
+    return "wrk" if shutil.which("wrk") else "python client processes"
+
+
+def load(port, path, seconds, connections):
+    """Requests per second and latency of `path` under `connections` concurrent clients."""
+    if shutil.which("wrk"):
+        return wrk_load(port, path, seconds, connections)
+    return python_load(port, path, seconds, connections)
+
+
+def summary(values):
+    return {
+        "n": len(values),
+        "p50": percentile(values, 0.50),
+        "p95": percentile(values, 0.95),
+        "max": max(values),
+        "mean": statistics.fmean(values),
+    }

@@ -1,0 +1,1 @@
+"""Browser tests. A package, so that its conftest does not shadow tests/conftest.py."""

@@ -1,0 +1,275 @@
+"""The production server: `gunicorn -w 2 wsgi:app` with a real SMTP server, driven over HTTP.
+
+Two worker processes share nothing but the database and the secret key: the
+session (with its CSRF token and the reset token) must work whichever worker
+answers, and each email must leave exactly once.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.cookiejar import CookieJar
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlencode, urlsplit
+from urllib.request import HTTPCookieProcessor, HTTPErrorProcessor, Request, build_opener
+
+import pytest
+from gunicorn.config import Config as GunicornConfig
+
+from conftest import PASSWORD, reset_link
+from smtp_server import free_port
+
+pytestmark = pytest.mark.gunicorn
+
+REPO = Path(__file__).resolve().parent.parent
+NEW_PASSWORD = "a fresh passphrase for gunicorn"
+CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*>')
+ACCESS_LINE = re.compile(r"^<(\d+)> (\w+) (\S+) HTTP/[\d.]+ (\d{3})$", re.M)
+
+
+def database_url_for_env(database_url):
+    """The test's database as one URL: a SQLite file, or PostgreSQL with the test's schema."""
+    url, engine_options = database_url
+    options = engine_options.get("connect_args", {}).get("options")
+    return f"{url}?{urlencode({'options': options})}" if options else url
+
+
+def server_env(database_url, smtp, port, **extra):
+    """What an operator would export: production settings, plain HTTP, fast hashing."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("FLASK_", "MAIL_", "DATABASE_", "SERVER_", "SESSION_"))
+    }
+    env.update(
+        DATABASE_URL=database_url_for_env(database_url),
+        SECRET_KEY="gunicorn-test-secret-key-of-at-least-32-bytes",
+        SERVER_NAME=f"127.0.0.1:{port}",
+        MAIL_SERVER=smtp.host,
+        MAIL_PORT=str(smtp.port),
+        MAIL_DEFAULT_SENDER="Microblog <no-reply@example.com>",
+        MAIL_POLL_INTERVAL="0.2",
+        MAIL_SHUTDOWN_TIMEOUT="5",
+        SESSION_COOKIE_SECURE="false",
+        PASSWORD_HASH_METHOD="pbkdf2:sha256:1000",
+        RATELIMIT_ENABLED="false",
+        LOG_TO_STDOUT="1",
+        **extra,
+    )
+    return env
+
+
+@dataclass
+class Page:
+    status: int
+    headers: object
+    text: str
+
+    @property
+    def location(self):
+        return self.headers.get("Location")
+
+    def csrf_token(self):
+        """The form's token, as a browser would send it back."""
+        tag = CSRF_INPUT.search(self.text)
+        assert tag, f"no CSRF token on the page ({self.status})"
+        return re.search(r'value="([^"]+)"', tag.group(0)).group(1)
+
+
+class KeepEveryResponse(HTTPErrorProcessor):
+    """Hand back redirects and errors as they are: the test asserts on them."""
+
+    def http_response(self, request, response):
+        return response
+
+
+class Visitor:
+    """One person's cookie jar; every request is a fresh connection (`Connection: close`)."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url
+        self.opener = build_opener(HTTPCookieProcessor(CookieJar()), KeepEveryResponse())
+
+    def request(self, path, data=None):
+        body = urlencode(data).encode() if data is not None else None
+        with self.opener.open(Request(self.base_url + path, data=body), timeout=10) as response:
+            return Page(response.status, response.headers, response.read().decode())
+
+    def get(self, path):
+        return self.request(path)
+
+    def submit(self, path, **fields):
+        """Fill in the form at `path` and post it, CSRF token included."""
+        token = self.get(path).csrf_token()
+        return self.request(path, {"csrf_token": token, **fields})
+
+
+class Gunicorn:
+    """`gunicorn -w 2 wsgi:app` in the repository, its output (access log with pids) in a file."""
+
+    def __init__(self, env, port, log_path):
+        self.env, self.port, self.log_path = env, port, log_path
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.process = None
+
+    def migrate(self):
+        """The contract's schema command, against the server's database."""
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", "microblog", "db", "upgrade"],
+            cwd=REPO,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+
+    def start(self):
+        command = [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{self.port}"]
+        command += ["--access-logfile", "-", "--access-logformat", "%(p)s %(r)s %(s)s"]
+        if "control_socket_disable" in GunicornConfig().settings:
+            command.append("--no-control-socket")  # gunicorn 25+: one shared path in $HOME
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [*command, "wsgi:app"], cwd=REPO, env=self.env, stdout=log, stderr=log
+            )
+        self.wait_until_both_workers_booted()
+        return self
+
+    def wait_until_both_workers_booted(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"gunicorn died:\n{self.log()}"
+            if self.log().count("Booting worker") >= 2 and self.answers():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"gunicorn did not start:\n{self.log()}")
+
+    def answers(self):
+        try:
+            return Visitor(self.base_url).get("/healthz").status == 200
+        except (URLError, ConnectionError):
+            return False
+
+    def log(self):
+        return self.log_path.read_text(errors="replace")
+
+    def pids_that_served(self, method, path):
+        return {
+            int(pid)
+            for pid, verb, target, _status in ACCESS_LINE.findall(self.log())
+            if verb == method and urlsplit(target).path == path
+        }
+
+    def stop(self, timeout=10):
+        """SIGTERM, as a process manager sends it; the exit status, or None if it hung."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def kill(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def gunicorn(tmp_path, database_url, smtp):
+    """A started server per test: its own database and port, mail to the `smtp` fixture."""
+    port = free_port()
+    server = Gunicorn(server_env(database_url, smtp, port), port, tmp_path / "gunicorn.log")
+    server.migrate()
+    yield server.start()
+    server.kill()
+
+
+def register(visitor, username):
+    answer = visitor.submit(
+        "/auth/register",
+        username=username,
+        email=f"{username}@example.com",
+        password=PASSWORD,
+        password2=PASSWORD,
+    )
+    assert answer.location == "/auth/login", answer.text
+
+
+def sign_in(visitor, username, password):
+    return visitor.submit("/auth/login", username=username, password=password)
+
+
+def test_password_reset_works_end_to_end_under_gunicorn(gunicorn, smtp):
+    visitor = Visitor(gunicorn.base_url)
+    register(visitor, "susan")
+    asked = visitor.submit("/auth/reset_password_request", email="susan@example.com")
+    assert asked.location == "/auth/login"
+
+    [message] = smtp.wait_for(1)
+    link = reset_link(message)
+    assert link.startswith(f"{gunicorn.base_url}/auth/reset_password/")
+    opened = visitor.get(urlsplit(link).path)
+    assert opened.location == "/auth/reset_password"
+    done = visitor.submit("/auth/reset_password", password=NEW_PASSWORD, password2=NEW_PASSWORD)
+    assert done.location == "/auth/login"
+
+    refused = sign_in(Visitor(gunicorn.base_url), "susan", PASSWORD)
+    assert (refused.status, "Invalid username or password." in refused.text) == (200, True)
+    assert sign_in(Visitor(gunicorn.base_url), "susan", NEW_PASSWORD).location == "/index"
+    notices = smtp.wait_for(2)
+    assert [m["Subject"] for m in notices] == [
+        "[Microblog] Reset your password",
+        "[Microblog] Your password was changed",
+    ]
+    assert Visitor(gunicorn.base_url).get(urlsplit(link).path).location == "/auth/reset_password"
+    assert visitor.get("/auth/reset_password").status == 400  # the link died with its use
+
+
+def test_both_workers_serve_one_session_and_each_email_leaves_once(gunicorn, smtp):
+    """Overlapping requests of one signed-in user: a sync worker takes one at a time.
+
+    So both workers answer, each reading the same cookie session; and the
+    mail threads of both processes poll one outbox without sending twice.
+    """
+    visitor = Visitor(gunicorn.base_url)
+    register(visitor, "susan")
+    assert sign_in(visitor, "susan", PASSWORD).location == "/index"
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        pages = list(pool.map(lambda _: visitor.get("/index"), range(30)))
+    assert {page.status for page in pages} == {200}
+    assert all("Hi, susan!" in page.text for page in pages)
+    assert len(gunicorn.pids_that_served("GET", "/index")) == 2
+
+    stranger = Visitor(gunicorn.base_url)
+    for _ in range(3):  # RESET_EMAILS_PER_HOUR
+        asked = stranger.submit("/auth/reset_password_request", email="susan@example.com")
+        assert asked.location == "/auth/login"
+    smtp.wait_for(3)
+    time.sleep(0.5)  # a second sender would claim within one poll interval (0.2 s)
+    assert len(smtp.messages) == 3
+    assert len({message["Message-ID"] for message in smtp.messages}) == 3
+
+
+def test_sigterm_stops_gunicorn_cleanly_after_the_email_in_hand(gunicorn, smtp):
+    """A deploy restarts the server: the email being sent finishes, then the workers exit."""
+    smtp.mailbox.delay = 1.0
+    visitor = Visitor(gunicorn.base_url)
+    register(visitor, "susan")
+    visitor.submit("/auth/reset_password_request", email="susan@example.com")
+    deadline = time.monotonic() + 5
+    while smtp.mailbox.active == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert smtp.mailbox.active == 1, "the email never reached the SMTP server"
+
+    started = time.monotonic()
+    assert gunicorn.stop(timeout=8) == 0, gunicorn.log()
+    assert time.monotonic() - started < 5
+    assert len(smtp.messages) == 1
+    assert "Traceback" not in gunicorn.log()
