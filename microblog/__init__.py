@@ -11,12 +11,14 @@ from pathlib import Path
 import click
 from flask import Flask, request
 from flask.logging import default_handler
+from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from microblog import mail as outbox
 from microblog.config import Config
 from microblog.extensions import bootstrap, csrf, db, limiter, login, mail, migrate
-from microblog.security import add_security_headers
+from microblog.security import add_security_headers, untrusted_host
+from microblog.urls import public_host
 
 MIN_SECRET_KEY_BYTES = 32
 
@@ -42,6 +44,7 @@ def create_app(config_class=Config):
     register_extensions(app)
     register_blueprints(app)
     app.after_request(add_security_headers)
+    app.register_error_handler(SecurityError, untrusted_host)
     return app
 
 
@@ -113,7 +116,7 @@ def is_serving():
 
 def check_deployable(app):
     """Refuse to serve when emailed links would have to trust the Host header."""
-    if is_serving() and not (app.config.get("SERVER_NAME") or app.config.get("TRUSTED_HOSTS")):
+    if is_serving() and public_host(app) is None:
         raise RuntimeError(
             "Set SERVER_NAME (the public host, e.g. microblog.example.com) and "
             "PREFERRED_URL_SCHEME=https, or TRUSTED_HOSTS: links in emails are built "
