@@ -2,8 +2,8 @@
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import PASSWORD, flashes
+
 from microblog.extensions import db
 from microblog.models import User
 
@@ -28,7 +28,10 @@ def test_register_creates_the_account_and_sends_to_login(app, client, auth):
         ({"username": ""}, "This field is required."),
         ({"username": "has space"}, "Use letters, digits, dots, dashes and underscores."),
         ({"email": "not-an-address"}, "An email address must have an @-sign."),
-        ({"email": "josé@example.com"}, "Internationalized characters before the @-sign are not supported"),
+        (
+            {"email": "josé@example.com"},
+            "Internationalized characters before the @-sign are not supported",
+        ),
         ({"password": "short"}, "Use at least 15 characters"),
         ({"password2": "something else entirely"}, "The passwords do not match."),
     ],
@@ -81,7 +84,9 @@ def test_login_accepts_the_email_address_in_any_case(auth, make_user):
     assert auth.login("SUSAN@example.com").headers["Location"] == "/index"
 
 
-@pytest.mark.parametrize(("username", "password"), [("susan", "wrong password!!"), ("nobody", PASSWORD)])
+@pytest.mark.parametrize(
+    ("username", "password"), [("susan", "wrong password!!"), ("nobody", PASSWORD)]
+)
 def test_login_failures_all_say_the_same(auth, make_user, username, password):
     make_user("susan")
     response = auth.login(username, password)
@@ -92,7 +97,9 @@ def test_login_failures_all_say_the_same(auth, make_user, username, password):
 def test_remember_me_sets_a_lasting_cookie(client, auth, make_user):
     make_user("susan")
     response = auth.login(remember_me=True)
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token="))
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token=")
+    )
     assert "HttpOnly" in cookie and "Expires=" in cookie
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from conftest import build_app, close_app
-from flask import Flask, current_app
+from flask import current_app
 from smtp_server import SmtpServer
 from test_outbox_delivery import outbox_rows, queue_emails
 

@@ -3,7 +3,6 @@
 from urllib.parse import urlsplit
 
 import pytest
-
 from conftest import PASSWORD, flashes, reset_link
 from smtp_server import html_of, text_of
 
@@ -38,7 +37,9 @@ def test_the_whole_reset_flow_from_the_emailed_link(client, auth, make_user, del
     form = follow_link(client, link)
     assert form.status_code == 200
     assert 'name="password2"' in form.text
-    done = client.post("/auth/reset_password", data={"password": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    done = client.post(
+        "/auth/reset_password", data={"password": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    )
     assert done.headers["Location"] == "/auth/login"
     assert "Your password has been reset" in " ".join(flashes(client.get("/auth/login")))
 
@@ -51,7 +52,12 @@ def answer_to_reset_request(app, email):
     client = app.test_client()
     response = client.post("/auth/reset_password_request", data={"email": email})
     cookies = sorted(c.split("=", 1)[0] for c in response.headers.getlist("Set-Cookie"))
-    return response.status_code, response.headers["Location"], cookies, flashes(client.get("/auth/login"))
+    return (
+        response.status_code,
+        response.headers["Location"],
+        cookies,
+        flashes(client.get("/auth/login")),
+    )
 
 
 def test_known_and_unknown_addresses_get_the_same_answer(app, make_user):

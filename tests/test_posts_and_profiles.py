@@ -23,7 +23,11 @@ def add_posts(app, username, count, start=None):
     with app.app_context():
         user = db.session.scalar(sa.select(User).where(User.username == username))
         for n in range(count):
-            db.session.add(Post(body=f"{username} post {n}", author=user, timestamp=start + timedelta(minutes=n)))
+            db.session.add(
+                Post(
+                    body=f"{username} post {n}", author=user, timestamp=start + timedelta(minutes=n)
+                )
+            )
         db.session.commit()
 
 
