@@ -7,13 +7,13 @@ from html import unescape
 
 import pytest
 import sqlalchemy as sa
-from smtp_server import SmtpServer, text_of
 
 from microblog import create_app
 from microblog.extensions import db
 from microblog.mail.delivery import deliver_due
 from microblog.mail.workers import dispatcher
 from microblog.models import User
+from smtp_server import SmtpServer, text_of
 
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 PASSWORD = "correct horse battery staple"

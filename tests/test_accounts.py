@@ -2,8 +2,8 @@
 
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORD, flashes
 
+from conftest import PASSWORD, flashes
 from microblog.extensions import db
 from microblog.models import User
 

@@ -4,9 +4,9 @@ import logging
 import stat
 
 import pytest
-from conftest import TEST_SECRET_KEY, test_config
 from flask import Flask
 
+from conftest import TEST_SECRET_KEY, test_config
 from microblog import create_app
 from microblog.config import Config, database_url
 

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORD
 
+from conftest import PASSWORD
 from microblog.auth.passwords import verify_password
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db

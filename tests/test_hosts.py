@@ -5,11 +5,11 @@ from urllib.parse import urlsplit
 
 import click
 import pytest
-from conftest import PASSWORD, TEST_SECRET_KEY, reset_link, test_config
 from flask import Flask
-from smtp_server import text_of
 
+from conftest import PASSWORD, TEST_SECRET_KEY, reset_link, test_config
 from microblog import create_app
+from smtp_server import text_of
 
 NEW_PASSWORD = "a brand new passphrase, never used"
 FORWARDED = {

@@ -5,8 +5,8 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from conftest import test_config
 
+from conftest import test_config
 from microblog import create_app
 from microblog.extensions import db
 

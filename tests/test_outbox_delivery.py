@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import build_app, close_app
 
+from conftest import build_app, close_app
 from microblog import clock
 from microblog.extensions import db
 from microblog.mail import send_email

@@ -9,15 +9,15 @@ import threading
 import time
 
 import pytest
-from conftest import build_app, close_app
 from flask import current_app
-from smtp_server import SmtpServer
 from test_outbox_delivery import outbox_rows, queue_emails
 
+from conftest import build_app, close_app
 from microblog.extensions import db
 from microblog.mail import delivery
 from microblog.mail.outbox import defer_email
 from microblog.mail.workers import dispatcher
+from smtp_server import SmtpServer
 
 pytestmark = pytest.mark.settings(MAIL_WORKERS=2, MAIL_POLL_INTERVAL=0.05)
 

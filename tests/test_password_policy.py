@@ -4,9 +4,9 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORD, AuthActions
 from werkzeug.security import generate_password_hash
 
+from conftest import PASSWORD, AuthActions
 from microblog.auth.passwords import common_passwords, upgrade_hash, verify_password
 from microblog.auth.tokens import make_reset_token
 from microblog.config import Config

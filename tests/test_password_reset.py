@@ -3,6 +3,7 @@
 from urllib.parse import urlsplit
 
 import pytest
+
 from conftest import PASSWORD, flashes, reset_link
 from smtp_server import html_of, text_of
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORD, build_app, close_app
 
+from conftest import PASSWORD, build_app, close_app
 from microblog import clock
 from microblog.auth import emails
 from microblog.auth.tokens import make_reset_token

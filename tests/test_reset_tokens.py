@@ -12,9 +12,9 @@ from urllib.parse import quote, urlsplit
 import jwt
 import pytest
 import sqlalchemy as sa
-from conftest import PASSWORD, TEST_SECRET_KEY, reset_link
 from jwt.warnings import InsecureKeyLengthWarning
 
+from conftest import PASSWORD, TEST_SECRET_KEY, reset_link
 from microblog import clock
 from microblog.auth.passwords import hash_password, verify_password
 from microblog.auth.tokens import make_reset_token

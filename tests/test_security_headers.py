@@ -3,9 +3,9 @@
 import re
 
 import pytest
-from conftest import PASSWORD, build_app, close_app
 from test_hosts import instance  # noqa: F401 (a fixture)
 
+from conftest import PASSWORD, build_app, close_app
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
 from microblog.main import routes as main_routes

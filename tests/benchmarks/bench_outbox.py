@@ -27,14 +27,13 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for smtp_server
 
-from smtp_server import SmtpServer
-
 from microblog import create_app
 from microblog.config import database_url as with_driver
 from microblog.extensions import db
 from microblog.mail import send_email
 from microblog.mail.outbox import counts_by_state
 from microblog.mail.workers import dispatcher
+from smtp_server import SmtpServer
 
 SERVER_DELAY = 0.05
 SERVER_CONNECTIONS = 10
