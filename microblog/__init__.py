@@ -62,6 +62,11 @@ def configure(app, config_class):
     config = app.config
     if not config.get("SQLALCHEMY_DATABASE_URI"):
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'microblog.db'}"
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # /healthz and requests fail in seconds, not after the OS connect timeout.
+        options = config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("pool_pre_ping", True)
+        options.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
     relaxed = app.debug or app.testing
     for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
         if config.get(key) is None:

@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+from functools import lru_cache
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -60,15 +61,7 @@ class User(UserMixin, db.Model):
 
     def avatar(self, size):
         """A generated SVG avatar: no third party learns who reads which profile."""
-        hue = int(hashlib.sha256(self.username.encode()).hexdigest()[:4], 16) % 360
-        svg = (
-            f"<svg xmlns='http://www.w3.org/2000/svg' width='{size}' height='{size}' "
-            "viewBox='0 0 10 10'>"
-            f"<rect width='10' height='10' fill='hsl({hue},55%,45%)'/>"
-            "<text x='5' y='7' font-size='6' text-anchor='middle' fill='white' "
-            f"font-family='sans-serif'>{escape(self.username[:1].upper())}</text></svg>"
-        )
-        return "data:image/svg+xml," + quote(svg)
+        return avatar_data_uri(self.username, size)
 
     def is_following(self, user):
         query = self.following.select().where(User.id == user.id)
@@ -99,6 +92,20 @@ class User(UserMixin, db.Model):
         return newest_first(
             sa.select(Post).where(sa.or_(Post.user_id == self.id, Post.user_id.in_(followed)))
         )
+
+
+@lru_cache(maxsize=4096)
+def avatar_data_uri(username, size):
+    """Cached: a page of posts asks for the same few avatars again and again."""
+    hue = int(hashlib.sha256(username.encode()).hexdigest()[:4], 16) % 360
+    svg = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{size}' height='{size}' "
+        "viewBox='0 0 10 10'>"
+        f"<rect width='10' height='10' fill='hsl({hue},55%,45%)'/>"
+        "<text x='5' y='7' font-size='6' text-anchor='middle' fill='white' "
+        f"font-family='sans-serif'>{escape(username[:1].upper())}</text></svg>"
+    )
+    return "data:image/svg+xml," + quote(svg)
 
 
 def newest_first(query):

@@ -110,3 +110,12 @@ def test_a_crash_is_logged_by_route_not_by_path(app, client, caplog):
     assert "An unexpected error occurred" in response.text
     assert "Exception on /explode/<secret> [GET]" in caplog.text
     assert "token-that-must-not-be-logged" not in caplog.text
+
+
+def test_postgresql_connections_fail_fast_and_are_checked_before_use(instance):
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://u@db.invalid/x"}
+    )
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert options["pool_pre_ping"] is True
+    assert options["connect_args"]["connect_timeout"] == 5

@@ -1,9 +1,15 @@
-"""`flask mail status|retry|send-pending`: what an operator sees and does."""
+"""`flask mail status|retry|send-pending|purge`: what an operator sees and does."""
 
 import re
+from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from test_outbox_delivery import outbox_rows, queue_emails
+
+from microblog import clock
+from microblog.extensions import db
+from microblog.mail.outbox import DROPPED, FAILED, PENDING, SENT, OutboxMessage, new_message
 
 
 @pytest.fixture
@@ -74,3 +80,19 @@ def test_retry_requeues_failed_messages_with_a_new_deadline(mail, app, smtp):
     mail("send-pending")
     assert smtp.wait_for(1)[0]["To"] == "reader@example.com"
     assert outbox_rows(app)[0].state == "sent"
+
+
+def test_purge_deletes_old_settled_messages_and_keeps_the_rest(app, mail):
+    """Sent and dropped rows go after --days; failed and pending ones stay to be acted on."""
+    old = clock.utcnow() - timedelta(days=40)
+    with app.app_context():
+        for state in (SENT, DROPPED, FAILED, PENDING):
+            row = new_message("s", None, ["a@example.com"], "t", None, state=state)
+            row.created_at = old
+            db.session.add(row)
+        db.session.add(new_message("s", None, ["a@example.com"], "t", None, state=SENT))
+        db.session.commit()
+    assert "deleted 2 settled message(s)" in mail("purge", "--days", "30")
+    with app.app_context():
+        states = sorted(db.session.scalars(sa.select(OutboxMessage.state)))
+    assert states == [FAILED, PENDING, SENT]

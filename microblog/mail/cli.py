@@ -1,5 +1,7 @@
 """`flask mail ...`: look into the outbox and act on it from a shell or cron."""
 
+from datetime import timedelta
+
 import click
 from flask.cli import AppGroup
 
@@ -38,3 +40,11 @@ def send_pending():
     settled = deliver_due()
     counts = outbox.counts_by_state(db.session)
     click.echo(f"settled {settled} message(s); still pending: {counts[outbox.PENDING]}")
+
+
+@mail_cli.command("purge")
+@click.option("--days", default=30, show_default=True, help="Keep messages younger than this.")
+def purge(days):
+    """Delete sent and dropped messages older than --days (failed ones stay)."""
+    removed = outbox.purge_settled(db.session, timedelta(days=days))
+    click.echo(f"deleted {removed} settled message(s) older than {days} day(s)")

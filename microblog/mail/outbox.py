@@ -182,6 +182,22 @@ def oldest_unsent(session):
     )
 
 
+def purge_settled(session, older_than):
+    """Delete sent and dropped messages settled before `older_than` ago.
+
+    Never less than an hour: the per-account reset limit counts the past
+    hour's messages.
+    """
+    cutoff = clock.utcnow() - max(older_than, timedelta(hours=1))
+    result = session.execute(
+        sa.delete(OutboxMessage).where(
+            OutboxMessage.state.in_([SENT, DROPPED]), OutboxMessage.created_at < cutoff
+        )
+    )
+    session.commit()
+    return result.rowcount
+
+
 def requeue_failed(session):
     """Give failed messages a fresh start: due now, with a new deadline."""
     now = clock.utcnow()

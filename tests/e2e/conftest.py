@@ -70,7 +70,7 @@ def watch_for_errors(tab, errors):
 
     def on_response(response):
         asset = response.request.resource_type != "document"
-        if response.status >= 400 and asset and not response.url.endswith("/favicon.ico"):
+        if response.status >= 400 and asset:
             errors.append(f"{response.status} {response.url}")
 
     tab.on("console", on_console)
