@@ -1,5 +1,6 @@
 """Fixtures: an isolated app per test, a real SMTP server, and helpers that act like a user."""
 
+import logging
 import os
 import re
 import uuid
@@ -7,6 +8,7 @@ from html import unescape
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 
 from microblog import create_app
 from microblog.extensions import db
@@ -114,6 +116,18 @@ def app(request, database_url, smtp):
     app = build_app(database_url, smtp, **overrides)
     yield app
     close_app(app)
+
+
+@pytest.fixture
+def instance(tmp_path, monkeypatch):
+    """An instance folder of the test's own, for apps built with production settings."""
+    folder = tmp_path / "instance"
+    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(folder))
+    yield folder
+    logger = logging.getLogger("microblog")
+    for handler in [h for h in logger.handlers if getattr(h, "microblog", False)]:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 @pytest.fixture

@@ -132,3 +132,16 @@ def test_signed_in_user_is_sent_home_from_login_and_register(client, auth, make_
     auth.login()
     assert client.get("/auth/login").headers["Location"] == "/index"
     assert client.get("/auth/register").headers["Location"] == "/index"
+
+
+def test_losing_a_registration_race_is_a_form_error_not_a_500(app, auth, make_user, monkeypatch):
+    """Two sign-ups with one name can both pass the form's check; the database decides."""
+    from microblog.auth.forms import RegistrationForm
+
+    make_user("susan")
+    monkeypatch.setattr(RegistrationForm, "validate_username", lambda form, field: None)
+    response = auth.register("susan", email="other@example.com")
+    assert response.status_code == 200
+    assert "Please use a different username or email address." in response.text
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(User)) == 1

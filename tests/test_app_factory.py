@@ -4,23 +4,10 @@ import logging
 import stat
 
 import pytest
-from flask import Flask
 
 from conftest import TEST_SECRET_KEY, test_config
 from microblog import create_app
 from microblog.config import Config, database_url
-
-
-@pytest.fixture
-def instance(tmp_path, monkeypatch):
-    """Point the instance folder at a temporary one, for apps built with production settings."""
-    folder = tmp_path / "instance"
-    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(folder))
-    yield folder
-    logger = logging.getLogger("microblog")
-    for handler in [h for h in logger.handlers if getattr(h, "microblog", False)]:
-        logger.removeHandler(handler)
-        handler.close()
 
 
 def production(**overrides):

@@ -1,11 +1,9 @@
 """Where URLs point: emailed links, the hosts the app answers to, and `next` after login."""
 
-import logging
 from urllib.parse import urlsplit
 
 import click
 import pytest
-from flask import Flask
 
 from conftest import PASSWORD, TEST_SECRET_KEY, reset_link, test_config
 from microblog import create_app
@@ -19,18 +17,6 @@ FORWARDED = {
     "X-Forwarded-Port": "8080",
     "X-Forwarded-Prefix": "/phish",
 }
-
-
-@pytest.fixture
-def instance(tmp_path, monkeypatch):
-    """An instance folder of the test's own, for apps built with production settings."""
-    folder = tmp_path / "instance"
-    monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(folder))
-    yield folder
-    logger = logging.getLogger("microblog")
-    for handler in [h for h in logger.handlers if getattr(h, "microblog", False)]:
-        logger.removeHandler(handler)
-        handler.close()
 
 
 def production_config(database_url, smtp, **overrides):

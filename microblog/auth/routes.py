@@ -16,7 +16,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_user, logout_user
-from sqlalchemy.exc import IntegrityError
 
 from microblog.auth.emails import normalize_email
 from microblog.auth.forms import (
@@ -35,6 +34,7 @@ from microblog.auth.passwords import (
 from microblog.auth.recovery import complete_password_reset, request_password_reset
 from microblog.auth.tokens import looks_like_token, user_for_reset_token
 from microblog.extensions import db, limiter
+from microblog.forms import commit_or_form_error
 from microblog.models import User
 from microblog.security import secret_page
 from microblog.urls import safe_next
@@ -116,12 +116,7 @@ def register():
             password_hash=hash_password(form.password.data),
         )
         db.session.add(user)
-        try:
-            db.session.commit()
-        except IntegrityError:  # lost a race with an identical registration
-            db.session.rollback()
-            form.username.errors.append("Please use a different username or email address.")
-        else:
+        if commit_or_form_error(form.username, "Please use a different username or email address."):
             audit.info("register user=%s", user.id)
             flash("Congratulations, you are now a registered user! Please sign in.", "success")
             return redirect(url_for("auth.login"))

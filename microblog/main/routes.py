@@ -5,10 +5,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from microblog import clock
 from microblog.extensions import db
+from microblog.forms import commit_or_form_error
 from microblog.main.forms import EditProfileForm, EmptyForm, PostForm
 from microblog.models import Post, User, newest_first
 
@@ -96,12 +97,7 @@ def edit_profile():
     if form.validate_on_submit():
         current_user.username = form.username.data
         current_user.about_me = form.about_me.data
-        try:
-            db.session.commit()
-        except IntegrityError:  # someone took the name in the meantime
-            db.session.rollback()
-            form.username.errors.append("Please use a different username.")
-        else:
+        if commit_or_form_error(form.username, "Please use a different username."):
             flash("Your changes have been saved.", "success")
             return redirect(url_for("main.edit_profile"))
     elif request.method == "GET":
