@@ -30,6 +30,17 @@ def _push_request_context():
     """
 
 
+@pytest.fixture
+def client(app):
+    """A test client that keeps no context between requests.
+
+    pytest-flask's own opens it `with`, which keeps the last request's context
+    pushed: the next request, even from another client, then reuses its `g`
+    and with it the signed-in user.
+    """
+    return app.test_client()
+
+
 @pytest.fixture(scope="session")
 def smtp_session():
     server = SmtpServer().start()

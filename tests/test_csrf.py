@@ -140,3 +140,35 @@ def test_a_post_without_the_form_token_is_refused(app, client, reset_form):
     assert refused.status_code == 400
     assert "The form expired" in refused.text
     assert not susans_password_is(app, NEW_PASSWORD)
+
+
+def sign_in_with_token(client, username="susan"):
+    page = client.get("/auth/login")
+    data = {"username": username, "password": PASSWORD, "csrf_token": csrf_token(page)}
+    assert client.post("/auth/login", data=data).headers["Location"] == "/index"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/auth/register",
+        "/auth/login",
+        "/auth/logout",
+        "/auth/reset_password_request",
+        "/auth/reset_password",
+        "/auth/change_password",
+        "/index",
+        "/edit_profile",
+        "/follow/john",
+        "/unfollow/john",
+    ],
+)
+def test_every_form_refuses_a_post_without_its_token(client, make_user, path):
+    make_user("susan")
+    make_user("john")
+    sign_in_with_token(client)
+    refused = client.post(path, data={"username": "mallory", "post": "pwned", "email": "x@y.com"})
+    assert refused.status_code == 400
+    assert "The form expired or was not sent from this site" in refused.text
+    assert "Hi, susan!" in client.get("/index").text  # still signed in, nothing changed
+    assert "pwned" not in client.get("/explore").text

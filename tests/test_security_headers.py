@@ -3,7 +3,6 @@
 import re
 
 import pytest
-from test_hosts import instance  # noqa: F401 (a fixture)
 
 from conftest import PASSWORD, build_app, close_app
 from microblog.auth.passwords import hash_password
@@ -135,7 +134,7 @@ def test_cookies_are_httponly_and_samesite_lax(client, make_user):
 
 
 @pytest.fixture
-def production_client(instance, database_url, smtp):  # noqa: F811 (the imported fixture)
+def production_client(instance, database_url, smtp):
     """A client of an app with production settings (not debug, not testing) and Susan."""
     app = build_app(database_url, smtp, TESTING=False, SERVER_NAME="microblog.example")
     with app.app_context():

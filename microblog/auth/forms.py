@@ -7,7 +7,7 @@ from wtforms import BooleanField, EmailField, PasswordField, StringField, Submit
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
 
 from microblog.auth.emails import normalize_email
-from microblog.auth.passwords import policy_problem
+from microblog.auth.passwords import policy_problem, verify_password
 from microblog.extensions import db
 from microblog.models import User
 
@@ -95,6 +95,24 @@ class RegistrationForm(NewPasswordForm):
 class ResetPasswordRequestForm(FlaskForm):
     email = email_field()
     submit = SubmitField("Request password reset")
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=1024)]
+    )
+    submit = SubmitField("Change password")
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def personal_values(self):
+        return (self.user.username, self.user.email)
+
+    def validate_current_password(self, field):
+        if not verify_password(self.user.password_hash, field.data):
+            raise ValidationError("This is not your current password.")
 
 
 class ResetPasswordForm(NewPasswordForm):

@@ -25,13 +25,13 @@ def request_password_reset(address):
     audit.info("password_reset.requested email=%s", mask_email(address))
 
 
-def complete_password_reset(user, new_password):
-    """Set the new password if the token's user still has the old one.
+def replace_password(user, new_password):
+    """Set the new password if the user still has the password hash we checked.
 
-    A compare-and-swap in one UPDATE: of two simultaneous submissions of the
-    same link exactly one succeeds. The session token rotates with the
-    password, which logs out every session and remember-me cookie of the
-    user, and the owner is told by email in the same transaction.
+    A compare-and-swap in one UPDATE: of two simultaneous submissions exactly
+    one succeeds. The session token rotates with the password, which logs out
+    every session and remember-me cookie of the user (and kills every reset
+    link), and the owner is told by email in the same transaction.
     """
     result = db.session.execute(
         sa.update(User)
@@ -41,9 +41,16 @@ def complete_password_reset(user, new_password):
     )
     if result.rowcount != 1:
         db.session.rollback()
-        audit.warning("password_reset.rejected reason=already_used user=%s", user.id)
         return False
     send_password_changed_notice(user)
     db.session.commit()
+    return True
+
+
+def complete_password_reset(user, new_password):
+    """Set the new password from a reset link; False when the link was used meanwhile."""
+    if not replace_password(user, new_password):
+        audit.warning("password_reset.rejected reason=already_used user=%s", user.id)
+        return False
     audit.info("password_reset.completed user=%s", user.id)
     return True

@@ -15,10 +15,11 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 
 from microblog.auth.emails import normalize_email
 from microblog.auth.forms import (
+    ChangePasswordForm,
     LoginForm,
     RegistrationForm,
     ResetPasswordForm,
@@ -31,7 +32,11 @@ from microblog.auth.passwords import (
     upgrade_hash,
     verify_password,
 )
-from microblog.auth.recovery import complete_password_reset, request_password_reset
+from microblog.auth.recovery import (
+    complete_password_reset,
+    replace_password,
+    request_password_reset,
+)
 from microblog.auth.tokens import looks_like_token, user_for_reset_token
 from microblog.extensions import db, limiter
 from microblog.forms import commit_or_form_error
@@ -176,3 +181,20 @@ def reset_password(token=None):
         flash("Your password has been reset. Please sign in with it.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", title="Reset password", form=form)
+
+
+@bp.route("/change_password", methods=["GET", "POST"])
+@login_required
+@config_limit("LOGIN_RATE_LIMIT")
+def change_password():
+    """Change your password: this session stays, every other one ends."""
+    user = current_user._get_current_object()
+    form = ChangePasswordForm(user)
+    if form.validate_on_submit():
+        if replace_password(user, form.password.data):
+            login_user(db.session.get(User, user.id))  # the new session token
+            audit.info("password_change.completed user=%s", user.id)
+            flash("Your password has been changed. Other devices have been signed out.", "success")
+            return redirect(url_for("main.user", username=user.username))
+        form.current_password.errors.append("Your password changed meanwhile; try again.")
+    return render_template("auth/change_password.html", title="Change password", form=form)
