@@ -151,6 +151,7 @@ def configure_logging(app):
 
 
 def register_extensions(app):
+    """Bind the module-level extensions to this app, configuration already final."""
     db.init_app(app)
     migrate.init_app(
         app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True
@@ -164,6 +165,7 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
+    """errors first: its handlers serve the whole app."""
     from microblog.auth import bp as auth_bp
     from microblog.errors import bp as errors_bp
     from microblog.main import bp as main_bp

@@ -22,6 +22,7 @@ def env_bool(name, default=False):
 
 
 def env_int(name, default):
+    """Read a whole number; unset or blank means the default."""
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
 

@@ -22,6 +22,7 @@ followers = sa.Table(
 
 
 def new_session_token():
+    """A fresh alternative id: every session holding the old one ends."""
     return secrets.token_urlsafe(32)
 
 
@@ -57,6 +58,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.id}>"
 
     def get_id(self):
+        """What Flask-Login keeps in sessions and remember cookies: the rotating token."""
         return self.session_token
 
     def avatar(self, size):
@@ -68,6 +70,7 @@ class User(UserMixin, db.Model):
         return db.session.scalar(query) is not None
 
     def follow(self, user):
+        """Follow once; following oneself is ignored."""
         if user is not self and not self.is_following(user):
             self.following.add(user)
 
@@ -76,6 +79,7 @@ class User(UserMixin, db.Model):
             self.following.remove(user)
 
     def followers_count(self):
+        """Counted in SQL, without loading the followers."""
         query = sa.select(sa.func.count()).select_from(self.followers.select().subquery())
         return db.session.scalar(query)
 
@@ -109,6 +113,7 @@ def avatar_data_uri(username, size):
 
 
 def newest_first(query):
+    """Ties on timestamp broken by id, so pages never repeat or skip a post."""
     return query.order_by(Post.timestamp.desc(), Post.id.desc())
 
 
@@ -128,4 +133,5 @@ class Post(db.Model):
 
 @login.user_loader
 def load_user(session_token):
+    """Flask-Login's loader: a rotated token finds nobody, so the session ends."""
     return db.session.scalar(sa.select(User).where(User.session_token == session_token))

@@ -46,6 +46,7 @@ def email_field():
 
 
 def username_taken(username):
+    """Usernames are public (profile URLs), so saying one is taken reveals nothing."""
     return db.session.scalar(sa.select(User.id).where(User.username == username)) is not None
 
 
@@ -62,6 +63,7 @@ class NewPasswordForm(FlaskForm):
         return ()
 
     def validate_password(self, field):
+        """The one password policy, with this form's personal values."""
         problem = policy_problem(field.data, *self.personal_values())
         if problem:
             raise ValidationError(problem)
@@ -83,10 +85,12 @@ class RegistrationForm(NewPasswordForm):
         return (self.username.data, self.email.data)
 
     def validate_username(self, field):
+        """Reject a taken username before the database has to."""
         if username_taken(field.data):
             raise ValidationError("Please use a different username.")
 
     def validate_email(self, field):
+        """Reject a taken address (compared normalised, so case-blind)."""
         taken = db.session.scalar(sa.select(User.id).where(User.email == field.data))
         if taken is not None:
             raise ValidationError("Please use a different email address.")
@@ -111,6 +115,7 @@ class ChangePasswordForm(NewPasswordForm):
         return (self.user.username, self.user.email)
 
     def validate_current_password(self, field):
+        """Whoever holds the session must also know the password to change it."""
         if not verify_password(self.user.password_hash, field.data):
             raise ValidationError("This is not your current password.")
 

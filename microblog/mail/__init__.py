@@ -8,6 +8,7 @@ __all__ = ["init_app", "send_email"]
 
 
 def init_app(app):
+    """The app's worker pool, error reports and `flask mail` commands."""
     workers.init_app(app)
     error_reports.init_app(app)
     app.cli.add_command(mail_cli)

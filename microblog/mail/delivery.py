@@ -154,11 +154,13 @@ class LogLink:
 
 
 def new_link():
+    """SMTP when a server is configured, otherwise the log."""
     config = current_app.config
     return SmtpLink(config["MAIL_TIMEOUT"]) if config.get("MAIL_SERVER") else LogLink()
 
 
 def as_flask_mail(row):
+    """The row as a Flask-Mail message, keeping its Message-ID across retries."""
     message = flask_mail.Message(
         row.subject,
         sender=row.sender,
@@ -214,6 +216,7 @@ def compose(session, row):
 
 
 def record_sent(session, row, claim):
+    """Mark the message sent, if this worker still holds its claim, and drop its body."""
     row_id, tag, user_id = row.id, row.tag, row.user_id
     # The body (a reset link, say) has no use once delivered: don't keep it.
     if settle(
@@ -272,6 +275,7 @@ def record_failure(session, row, claim, exc):
 
 
 def warn_lease_lost(row_id):
+    """Another worker owns the message now: say so, and let it record the outcome."""
     log.warning(
         "Email %s: the lease ran out before the outcome was recorded; "
         "the worker that claimed it again records its own",

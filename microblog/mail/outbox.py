@@ -59,6 +59,7 @@ class OutboxMessage(db.Model):
 
 
 def message_domain():
+    """The right-hand side of Message-IDs: the public host, not the machine's name."""
     server = current_app.config.get("SERVER_NAME") or "localhost"
     return server.split(":")[0]
 
@@ -165,6 +166,7 @@ def settle(session, row_id, claim_token, **values):
 
 
 def counts_by_state(session):
+    """For `flask mail status`: every state, zero included."""
     rows = session.execute(
         sa.select(OutboxMessage.state, sa.func.count()).group_by(OutboxMessage.state)
     )
@@ -174,6 +176,7 @@ def counts_by_state(session):
 
 
 def oldest_unsent(session):
+    """The message that has waited longest: the first sign of a stuck queue."""
     return session.scalar(
         sa.select(OutboxMessage)
         .where(OutboxMessage.state.in_([PENDING, SENDING]))

@@ -25,6 +25,7 @@ class EditProfileForm(FlaskForm):
         self.original_username = original_username
 
     def validate_username(self, field):
+        """Keeping one's own name is fine; taking another's is not."""
         if field.data != self.original_username:
             taken = db.session.scalar(sa.select(User.id).where(User.username == field.data))
             if taken is not None:

@@ -107,6 +107,7 @@ def edit_profile():
 
 
 def change_following(username, follow):
+    """Follow or unfollow; unknown users and oneself get a message, not an error."""
     form = EmptyForm()
     if not form.validate_on_submit():
         flash("The form expired; please try again.", "warning")
