@@ -241,10 +241,14 @@ def test_both_workers_serve_one_session_and_each_email_leaves_once(gunicorn, smt
     register(visitor, "susan")
     assert sign_in(visitor, "susan", PASSWORD).location == "/index"
 
+    # Which worker accepts is the kernel's choice: on a busy machine one worker may
+    # drain a whole batch, so send batches until both have answered (or time is up).
+    deadline = time.monotonic() + 10
     with ThreadPoolExecutor(max_workers=6) as pool:
-        pages = list(pool.map(lambda _: visitor.get("/index"), range(30)))
-    assert {page.status for page in pages} == {200}
-    assert all("Hi, susan!" in page.text for page in pages)
+        while len(gunicorn.pids_that_served("GET", "/index")) < 2 and time.monotonic() < deadline:
+            pages = list(pool.map(lambda _: visitor.get("/index"), range(30)))
+            assert {page.status for page in pages} == {200}
+            assert all("Hi, susan!" in page.text for page in pages)
     assert len(gunicorn.pids_that_served("GET", "/index")) == 2
 
     stranger = Visitor(gunicorn.base_url)
