@@ -141,15 +141,20 @@ def instance(tmp_path, monkeypatch):
         handler.close()
 
 
-@pytest.fixture
-def deliver(app):
-    """Run the mail worker's loop once, synchronously: what the threads would do."""
+def delivering(app):
+    """A function that runs the mail worker's loop once for `app`, synchronously."""
 
     def run():
         with app.app_context():
             return deliver_due()
 
     return run
+
+
+@pytest.fixture
+def deliver(app):
+    """Run the mail worker's loop once, synchronously: what the threads would do."""
+    return delivering(app)
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from conftest import build_app, close_app
+from conftest import build_app, close_app, delivering
 from microblog import clock
 from microblog.extensions import db
 from microblog.mail import send_email
-from microblog.mail.delivery import deliver_due, lease_seconds, record_failure
+from microblog.mail.delivery import lease_seconds, record_failure
 from microblog.mail.outbox import OutboxMessage, claim_next
 
 
@@ -68,14 +68,6 @@ def in_threads(*functions, timeout=20):
         thread.join(timeout)
     assert not any(thread.is_alive() for thread in threads), "a delivery never finished"
     return results
-
-
-def delivering(app):
-    def run():
-        with app.app_context():
-            return deliver_due()
-
-    return run
 
 
 @pytest.fixture

@@ -101,11 +101,8 @@ class ResetPasswordRequestForm(FlaskForm):
     submit = SubmitField("Request password reset")
 
 
-class ChangePasswordForm(NewPasswordForm):
-    current_password = PasswordField(
-        "Current password", validators=[DataRequired(), Length(max=1024)]
-    )
-    submit = SubmitField("Change password")
+class AccountPasswordForm(NewPasswordForm):
+    """A new password for an existing account: it may not contain the account's name."""
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -113,6 +110,13 @@ class ChangePasswordForm(NewPasswordForm):
 
     def personal_values(self):
         return (self.user.username, self.user.email)
+
+
+class ChangePasswordForm(AccountPasswordForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired(), Length(max=1024)]
+    )
+    submit = SubmitField("Change password")
 
     def validate_current_password(self, field):
         """Whoever holds the session must also know the password to change it."""
@@ -120,12 +124,5 @@ class ChangePasswordForm(NewPasswordForm):
             raise ValidationError("This is not your current password.")
 
 
-class ResetPasswordForm(NewPasswordForm):
+class ResetPasswordForm(AccountPasswordForm):
     submit = SubmitField("Set new password")
-
-    def __init__(self, user, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user = user
-
-    def personal_values(self):
-        return (self.user.username, self.user.email)
