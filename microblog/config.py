@@ -102,9 +102,7 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
     # None: Secure outside debug. Set false only to test over plain HTTP.
-    SESSION_COOKIE_SECURE = (
-        env_bool("SESSION_COOKIE_SECURE", True) if ("SESSION_COOKIE_SECURE" in os.environ) else None
-    )
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", None)
     BOOTSTRAP_SERVE_LOCAL = True
 
     # Logging: stdout (containers) or a rotating file under instance/logs/.
