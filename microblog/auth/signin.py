@@ -54,10 +54,10 @@ def authenticate(identifier, password, address):
     """Decide a sign-in attempt from `address` (the client IP); see Outcome."""
     user, folded = find_account(identifier)
     key = throttle.throttle_key(user, folded)
-    until = throttle.paused_until(key)
-    if until is not None:
+    refused_until, pause_started = throttle.count_attempt(key, user, address)
+    if refused_until is not None:
         burn_verification_time(password)
-        return Outcome(PAUSED, paused_until=until)
+        return Outcome(PAUSED, paused_until=refused_until)
     if user is None:
         burn_verification_time(password)
     elif verify_password(user.password_hash, password) and (
@@ -65,7 +65,6 @@ def authenticate(identifier, password, address):
     ):
         throttle.record_success(key)
         return Outcome(SIGNED_IN, user)
-    until = throttle.record_failure(key, user, address)
-    if until is not None:
-        return Outcome(PAUSED, paused_until=until)
+    if pause_started is not None:
+        return Outcome(PAUSED, paused_until=pause_started)
     return Outcome(INVALID)

@@ -64,12 +64,6 @@ def throttle_key(user, folded_identifier):
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def paused_until(key):
-    """When this key's pause ends, or None when it may sign in now."""
-    until = db.session.scalar(sa.select(LoginThrottle.paused_until).where(LoginThrottle.key == key))
-    return until if until is not None and until > clock.utcnow() else None
-
-
 def pause_length(pauses):
     """LOGIN_PAUSE_SECONDS, doubling with every pause in a row, capped."""
     config = current_app.config
@@ -85,13 +79,16 @@ def _insert_missing(key, user_id):
     db.session.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing())
 
 
-def record_failure(key, user, address):
-    """Count one failure; start a pause (and queue the owner's email) at the limit.
+def count_attempt(key, user, address):
+    """Count a sign-in attempt before its password is checked: (refused until, paused until).
 
-    The row is locked first (an UPDATE: a row lock on PostgreSQL, the write
-    lock on SQLite), so parallel guesses, in any worker, are counted one
-    after the other and cannot pass the limit together. Returns the end of
-    a pause that this failure started, or None.
+    The first is set when the key is paused: refuse without checking. The
+    second when this attempt reached the limit and started a pause (and
+    queued the owner's email); it is still checked, and a right password
+    lifts the pause again. Counting first, under a lock on the key's row (an
+    UPDATE: a row lock on PostgreSQL, the write lock on SQLite), means that
+    however many guesses arrive at once, in any worker, at most
+    LOGIN_FAILURES_PER_ACCOUNT passwords are checked per window.
     """
     config = current_app.config
     _insert_missing(key, user.id if user is not None else None)
@@ -107,30 +104,35 @@ def record_failure(key, user, address):
         .execution_options(populate_existing=True)
     ).scalar_one()
     now = clock.utcnow()
+    if row.paused_until is not None and row.paused_until > now:
+        until = row.paused_until
+        db.session.commit()
+        return until, None
     window = timedelta(seconds=config["LOGIN_FAILURE_WINDOW"])
     if row.window_started_at is None or now - row.window_started_at >= window:
         row.failures, row.window_started_at = 0, now
+        row.addresses = "[]"
     row.failures += 1
     addresses = json.loads(row.addresses or "[]")
     masked = mask_address(address)
     if masked not in addresses:
-        row.addresses = json.dumps(([*addresses, masked])[-MAX_ADDRESSES:])
-    until = None
+        row.addresses = json.dumps([*addresses, masked][-MAX_ADDRESSES:])
+    started = None
     if row.failures >= config["LOGIN_FAILURES_PER_ACCOUNT"]:
         row.pauses += 1
-        until = now + pause_length(row.pauses)
-        row.paused_at, row.paused_until = now, until
+        started = now + pause_length(row.pauses)
+        row.paused_at, row.paused_until = now, started
         row.failures, row.window_started_at = 0, None
         # One email per pause, composed in the mail worker; for an unknown
         # name the composer finds no account and drops it (same writes here).
         defer_email(PAUSE_TAG, key, tag=PAUSE_TAG)
         audit.warning("login.paused user=%s pauses=%s", row.user_id, row.pauses)
     db.session.commit()
-    return until
+    return None, started
 
 
 def record_success(key):
-    """A right password while not paused: the streak is over."""
+    """A right password while not paused: the streak (and any pause it just started) is over."""
     clear(key)
 
 
