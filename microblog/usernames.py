@@ -13,20 +13,21 @@ PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 PATTERN_MESSAGE = "Use letters, digits, dots, dashes and underscores."
 TAKEN_MESSAGE = "Please use a different username."
 
-# Unicode TS #39 confusables.txt, every entry whose source is one of the
-# characters allowed above (the file maps nothing else among them, and no
-# other ASCII letter: "w" is not mapped to "vv", nor "d" to "cl").
-CONFUSABLES = str.maketrans({"0": "O", "1": "l", "I": "l", "m": "rn"})
+# Unicode TS #39 confusables.txt maps, among the characters allowed above,
+# only 0 -> O, 1 -> l, I -> l and m -> rn (nothing for "w"/"vv" or "d"/"cl").
+# Uniqueness must also ignore case, and I is both the capital of i and a
+# lookalike of l, so i, l (and 1, I, L) fall into one class, as do o, O, 0:
+# the closure of both relations, applied after lower-casing.
+CONFUSABLES = str.maketrans({"0": "o", "1": "l", "i": "l", "m": "rn"})
 
 
 def skeleton(username):
     """The key two names share when a reader could take one for the other.
 
-    The TS #39 skeleton, made case-blind: mapped (I -> l before lower-casing
-    makes it an i), lower-cased, mapped again (M -> m -> rn). "Alice",
-    "aIice" and "a1ice" all fold to "alice".
+    "Alice", "ALICE", "aIice" and "a1ice" all fold to "allce"; "M0M" to "rnorn".
+    (So do "allce" and "alice": a name one letter from a lookalike is refused too.)
     """
-    return username.translate(CONFUSABLES).lower().translate(CONFUSABLES)
+    return username.lower().translate(CONFUSABLES)
 
 
 def valid_username(form, field):

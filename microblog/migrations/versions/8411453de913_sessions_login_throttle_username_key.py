@@ -21,11 +21,11 @@ depends_on = None
 
 # Frozen copy of microblog.usernames.skeleton as of this revision (a migration
 # must fold names the same way whatever the code says later).
-CONFUSABLES = str.maketrans({"0": "O", "1": "l", "I": "l", "m": "rn"})
+CONFUSABLES = str.maketrans({"0": "o", "1": "l", "i": "l", "m": "rn"})
 
 
 def skeleton(username):
-    return username.translate(CONFUSABLES).lower().translate(CONFUSABLES)
+    return username.lower().translate(CONFUSABLES)
 
 
 USER = sa.table("user", sa.column("id", sa.Integer), sa.column("username", sa.String),
