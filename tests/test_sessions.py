@@ -236,3 +236,10 @@ def test_a_password_change_keeps_this_device_remembered_and_ends_the_others(app,
     assert not signed_in(phone)
     laptop.delete_cookie("session", domain="localhost")
     assert signed_in(laptop)  # the new record is remembered, like the one it replaced
+
+
+def test_ended_records_are_deleted_at_the_next_sign_in(app, client, auth, susan):
+    auth.login()
+    auth.logout()
+    auth.login()
+    assert len(records(app)) == 1

@@ -120,12 +120,29 @@ def sign_in(user, remember=False):
         device=describe_device(request.user_agent.string)[:64],
         address=mask_address(request.remote_addr),
     )
+    forget_ended_records(user, now)
     db.session.add(record)
     db.session.commit()
     user.session_id = session_id
     g.session_record = record
     login_user(user, remember=remember, duration=timedelta(seconds=_seconds(lifetime)))
     return record
+
+
+def forget_ended_records(user, now):
+    """Delete the user's records that can never sign in again, so the table stays small."""
+    db.session.execute(
+        sa.delete(SessionRecord)
+        .where(
+            SessionRecord.user_id == user.id,
+            sa.or_(
+                SessionRecord.revoked_at.is_not(None),
+                SessionRecord.expires_at <= now,
+                SessionRecord.user_token != user.session_token,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _seconds(lifetime):
