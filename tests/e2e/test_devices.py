@@ -23,9 +23,7 @@ def sign_in(tab, live_server, remember=False):
     expect(tab.get_by_role("heading", level=1)).to_have_text("Hi, susan!")
 
 
-def test_a_person_signs_their_phone_out_from_the_laptop(
-    page, browser, live_server, browser_errors
-):
+def test_a_person_signs_their_phone_out_from_the_laptop(page, browser, live_server, browser_errors):
     live_server.add_user("susan")
     phone_context = browser.new_context(user_agent=PHONE)
     phone = phone_context.new_page()
