@@ -82,6 +82,8 @@ class Config:
     RESET_TOKEN_EXPIRES_IN = env_int("RESET_TOKEN_EXPIRES_IN", 600)
     RESET_EMAILS_PER_HOUR = env_int("RESET_EMAILS_PER_HOUR", 3)
     PASSWORD_MIN_LENGTH = env_int("PASSWORD_MIN_LENGTH", 15)
+    # zxcvbn score (0-4) a new password must reach; 3 is about 10^8 guesses (auth.strength).
+    PASSWORD_MIN_STRENGTH = env_int("PASSWORD_MIN_STRENGTH", 3)
     PASSWORD_MAX_LENGTH = env_int("PASSWORD_MAX_LENGTH", 256)
     # OWASP: scrypt N=2**17, r=8, p=1. Older hashes are upgraded at the next login.
     PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt:131072:8:1")
@@ -93,6 +95,21 @@ class Config:
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     RESET_RATE_LIMIT = os.environ.get("RESET_RATE_LIMIT", "5 per minute;20 per hour")
     REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "5 per minute;30 per hour")
+
+    # Per-account sign-in throttle (auth.throttle), in the database, whatever RATELIMIT_ENABLED:
+    # this many failures within the window pause the account's sign-in, for a pause that
+    # doubles with each further pause, up to the maximum.
+    LOGIN_FAILURES_PER_ACCOUNT = env_int("LOGIN_FAILURES_PER_ACCOUNT", 10)
+    LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 15 * 60)
+    LOGIN_PAUSE_SECONDS = env_int("LOGIN_PAUSE_SECONDS", 15 * 60)
+    LOGIN_PAUSE_MAX_SECONDS = env_int("LOGIN_PAUSE_MAX_SECONDS", 24 * 3600)
+
+    # Server-side sessions (auth.sessions), checked on every request. Remembered sign-ins
+    # end after REMEMBER_COOKIE_DURATION seconds; others after SESSION_IDLE_TIMEOUT seconds
+    # without a request, and after SESSION_MAX_AGE seconds whatever happens.
+    REMEMBER_COOKIE_DURATION = env_int("REMEMBER_COOKIE_DURATION", 30 * 24 * 3600)
+    SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 12 * 3600)
+    SESSION_MAX_AGE = env_int("SESSION_MAX_AGE", 7 * 24 * 3600)
 
     # Pages and sessions.
     POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 25)

@@ -11,7 +11,8 @@ from flask_login import UserMixin
 from markupsafe import escape
 
 from microblog import clock
-from microblog.extensions import db, login
+from microblog.extensions import db
+from microblog.usernames import skeleton
 
 followers = sa.Table(
     "followers",
@@ -29,16 +30,21 @@ def new_session_token():
 class User(UserMixin, db.Model):
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     username: so.Mapped[str] = so.mapped_column(sa.String(64), index=True, unique=True)
+    # The name folded for comparison (microblog.usernames.skeleton): unique, so that
+    # "Alice" or "aIice" cannot sit beside "alice". Set with every username.
+    username_key: so.Mapped[str] = so.mapped_column(sa.String(128), index=True, unique=True)
     # Stored normalised and lower-cased (see auth.emails.normalize_email).
     email: so.Mapped[str] = so.mapped_column(sa.String(254), index=True, unique=True)
     password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
-    # Flask-Login's alternative id: rotating it logs out every session and
-    # remember-me cookie of the user.
+    # Rotating it ends every session record of the user (auth.sessions): a
+    # password change or reset signs out every device.
     session_token: so.Mapped[str] = so.mapped_column(
         sa.String(64), unique=True, default=new_session_token
     )
     about_me: so.Mapped[str | None] = so.mapped_column(sa.String(140))
     last_seen: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
+
+    session_id = None  # the raw id of the session record this request runs under (not stored)
 
     posts: so.WriteOnlyMapped["Post"] = so.relationship(back_populates="author")
     following: so.WriteOnlyMapped["User"] = so.relationship(
@@ -57,9 +63,18 @@ class User(UserMixin, db.Model):
     def __repr__(self):
         return f"<User {self.id}>"
 
+    @so.validates("username")
+    def _fold_username(self, _key, username):
+        self.username_key = skeleton(username)
+        return username
+
     def get_id(self):
-        """What Flask-Login keeps in sessions and remember cookies: the rotating token."""
-        return self.session_token
+        """What Flask-Login keeps in the session and remember cookies: a session record's id.
+
+        Set by auth.sessions when it signs the user in or loads them; there is
+        no id without a record, so nothing can sign in around the records.
+        """
+        return self.session_id
 
     def avatar(self, size):
         """A generated SVG avatar: no third party learns who reads which profile."""
@@ -129,9 +144,3 @@ class Post(db.Model):
 
     def __repr__(self):
         return f"<Post {self.id}>"
-
-
-@login.user_loader
-def load_user(session_token):
-    """Flask-Login's loader: a rotated token finds nobody, so the session ends."""
-    return db.session.scalar(sa.select(User).where(User.session_token == session_token))

@@ -68,15 +68,18 @@ def test_login_then_logout(client, auth, make_user):
     make_user("susan")
     assert auth.login().headers["Location"] == "/index"
     assert "Hi, susan!" in client.get("/index").text
-    assert auth.logout().headers["Location"] == "/index"
+    assert auth.logout().headers["Location"] == "/auth/login"
+    page = client.get("/auth/login")
+    assert flashes(page) == ["You have been signed out."]
+    assert "Please log in" not in page.text
     assert client.get("/index").headers["Location"].startswith("/auth/login?next=")
 
 
-def test_logout_also_answers_get(client, auth, make_user):
+def test_logout_refuses_get_so_no_link_or_image_can_sign_you_out(client, auth, make_user):
     make_user("susan")
     auth.login()
-    client.get("/auth/logout")
-    assert client.get("/index").headers["Location"].startswith("/auth/login")
+    assert client.get("/auth/logout").status_code == 405
+    assert "Hi, susan!" in client.get("/index").text
 
 
 def test_login_accepts_the_email_address_in_any_case(auth, make_user):

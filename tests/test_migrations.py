@@ -10,7 +10,8 @@ from conftest import test_config
 from microblog import create_app
 from microblog.extensions import db
 
-TABLES = {"user", "post", "followers", "outbox"}
+TABLES = {"user", "post", "followers", "outbox", "session_record", "login_throttle"}
+BEFORE_USERNAME_KEYS = "0652ef8bf78a"
 
 
 @pytest.fixture
@@ -48,3 +49,47 @@ def test_db_upgrade_command_creates_the_schema(bare_app):
     result = bare_app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert tables(bare_app) == TABLES
+
+
+def add_users_before_folding(app, *names):
+    """Accounts as the previous revision stored them: no folded name yet."""
+    with app.app_context():
+        flask_migrate.upgrade(revision=BEFORE_USERNAME_KEYS)
+        with db.engine.begin() as connection:
+            for number, name in enumerate(names, 1):
+                connection.execute(
+                    sa.text(
+                        'INSERT INTO "user" (username, email, password_hash, session_token, '
+                        "last_seen) VALUES (:name, :email, 'x', :token, CURRENT_TIMESTAMP)"
+                    ),
+                    {"name": name, "email": f"user{number}@example.com", "token": f"t{number}"},
+                )
+
+
+def test_upgrade_folds_the_names_of_existing_accounts(bare_app):
+    add_users_before_folding(bare_app, "Susan", "M1LLER", "bob")
+    with bare_app.app_context():
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            keys = connection.execute(
+                sa.text('SELECT username, username_key FROM "user" ORDER BY id')
+            ).all()
+    assert [tuple(row) for row in keys] == [
+        ("Susan", "susan"),
+        ("M1LLER", "rnlller"),
+        ("bob", "bob"),
+    ]
+
+
+def test_upgrade_stops_and_names_accounts_that_fold_together(bare_app, caplog):
+    add_users_before_folding(bare_app, "alice", "carol", "aIice", "Carol")
+    with bare_app.app_context(), pytest.raises(SystemExit):  # Flask-Migrate exits with 1
+        flask_migrate.upgrade()
+    report = caplog.text
+    assert "id 1 'alice', id 3 'aIice'" in report
+    assert "id 2 'carol', id 4 'Carol'" in report
+    assert tables(bare_app) == {"user", "post", "followers", "outbox"}  # nothing half-done
+    with bare_app.app_context(), db.engine.connect() as connection:
+        assert "username_key" not in {
+            column["name"] for column in sa.inspect(connection).get_columns("user")
+        }

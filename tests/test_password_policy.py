@@ -87,7 +87,7 @@ def test_registration_and_reset_hold_passwords_to_one_policy(app, client, form, 
 @pytest.mark.settings(PASSWORD_MIN_LENGTH=8)
 @pytest.mark.parametrize(
     ("password", "problem"),
-    [("tulips!", "Use at least 8 characters"), ("tulips!!", None), ("password1", TOO_COMMON)],
+    [("tulips!", "Use at least 8 characters"), ("tulip&yak", None), ("password1", TOO_COMMON)],
 )
 def test_the_minimum_length_is_configurable_and_the_list_still_applies(
     app, client, password, problem

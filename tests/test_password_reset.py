@@ -44,7 +44,9 @@ def test_the_whole_reset_flow_from_the_emailed_link(client, auth, make_user, del
     assert done.headers["Location"] == "/auth/login"
     assert "Your password has been reset" in " ".join(flashes(client.get("/auth/login")))
 
-    assert auth.login(password=PASSWORD).status_code == 200  # the old password fails
+    old = auth.login(password=PASSWORD)
+    assert "Location" not in old.headers  # the old password fails: no way in
+    assert "Invalid username or password." in flashes(old)
     assert auth.login(password=NEW_PASSWORD).headers["Location"] == "/index"
 
 

@@ -146,11 +146,28 @@ def test_a_reset_does_not_sign_the_user_in(client, emailed_link):
     assert client.get("/index").headers["Location"] == "/auth/login?next=%2Findex"
 
 
-def test_signing_in_and_out_forgets_an_opened_link(client, auth, emailed_link):
-    """On a shared computer, the next person must not find the form still armed."""
+def test_signing_in_forgets_an_opened_link(app, client, auth, emailed_link):
+    """On a shared computer, the next person must not find the form still armed.
+
+    The session then ends without the sign-out view (signed out from another
+    device), so only the sign-in can have forgotten the link.
+    """
     _, form = open_link(client, emailed_link)
     assert 'name="password2"' in form.text
     auth.login()
+    other = AuthActions(app.test_client())
+    other.login()
+    other.client.post("/auth/sessions/revoke_others")
+    assert client.get("/index").headers["Location"].startswith("/auth/login")
+    assert "This link is not valid" in client.get("/auth/reset_password").text
+
+
+def test_signing_out_forgets_an_opened_link(client, auth, emailed_link):
+    """Whatever the session holds at sign-out (here a link kept by an older version) goes."""
+    link = emailed_link
+    auth.login()
+    with client.session_transaction() as session:
+        session["reset_token"] = link.rsplit("/", 1)[1]
     auth.logout()
     assert "This link is not valid" in client.get("/auth/reset_password").text
 

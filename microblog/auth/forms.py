@@ -4,18 +4,14 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
-from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from microblog.auth.emails import normalize_email
 from microblog.auth.passwords import policy_problem, verify_password
 from microblog.extensions import db
+from microblog.forms import username_taken
 from microblog.models import User
-
-USERNAME_RULES = [
-    DataRequired(),
-    Length(max=64),
-    Regexp(r"^[A-Za-z0-9_.-]+$", message="Use letters, digits, dots, dashes and underscores."),
-]
+from microblog.usernames import TAKEN_MESSAGE, username_validators
 
 
 def strip_spaces(value):
@@ -45,11 +41,6 @@ def email_field():
     )
 
 
-def username_taken(username):
-    """Usernames are public (profile URLs), so saying one is taken reveals nothing."""
-    return db.session.scalar(sa.select(User.id).where(User.username == username)) is not None
-
-
 class NewPasswordForm(FlaskForm):
     """A new password, typed twice, held to the password policy."""
 
@@ -77,7 +68,7 @@ class LoginForm(FlaskForm):
 
 
 class RegistrationForm(NewPasswordForm):
-    username = StringField("Username", validators=USERNAME_RULES)
+    username = StringField("Username", validators=username_validators())
     email = email_field()
     submit = SubmitField("Register")
 
@@ -85,9 +76,9 @@ class RegistrationForm(NewPasswordForm):
         return (self.username.data, self.email.data)
 
     def validate_username(self, field):
-        """Reject a taken username before the database has to."""
+        """Reject a taken name, or one a reader could take for it, before the database has to."""
         if username_taken(field.data):
-            raise ValidationError("Please use a different username.")
+            raise ValidationError(TAKEN_MESSAGE)
 
     def validate_email(self, field):
         """Reject a taken address (compared normalised, so case-blind)."""
@@ -111,6 +102,12 @@ class AccountPasswordForm(NewPasswordForm):
     def personal_values(self):
         return (self.user.username, self.user.email)
 
+    def validate_password(self, field):
+        """The policy, and not the password the account already has."""
+        super().validate_password(field)
+        if verify_password(self.user.password_hash, field.data):
+            raise ValidationError("This is your current password; choose a new one.")
+
 
 class ChangePasswordForm(AccountPasswordForm):
     current_password = PasswordField(
@@ -126,3 +123,9 @@ class ChangePasswordForm(AccountPasswordForm):
 
 class ResetPasswordForm(AccountPasswordForm):
     submit = SubmitField("Set new password")
+
+
+class SignOutDeviceForm(FlaskForm):
+    """A button on the devices page: nothing but the CSRF token."""
+
+    submit = SubmitField("Sign out")

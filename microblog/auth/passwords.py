@@ -1,9 +1,11 @@
 """One password policy (NIST SP 800-63B-4) and one way of hashing, for every form.
 
-Length is the only rule: at least PASSWORD_MIN_LENGTH characters, up to
-PASSWORD_MAX_LENGTH, any Unicode, no composition rules; plus a refusal of
-passwords that appear in breach corpora (Royce Williams' list of 20,000
-common passwords, shipped with Django, shipped here), compared case-blind.
+At least PASSWORD_MIN_LENGTH characters, up to PASSWORD_MAX_LENGTH, any
+Unicode, no composition rules; a refusal of passwords that appear in breach
+corpora (Royce Williams' list of 20,000 common passwords, shipped with
+Django, shipped here), compared case-blind; and a strength floor
+(auth.strength, zxcvbn) against what the list misses at any length:
+repeats, sequences, keyboard walks, common words with small changes.
 """
 
 import gzip
@@ -15,6 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from microblog.auth.strength import strength_problem
 from microblog.extensions import db
 from microblog.models import User
 
@@ -49,7 +52,7 @@ def policy_problem(password, *personal):
         return "This password is too common; choose another."
     if any(value and len(value) >= 4 and value.casefold() in folded for value in personal):
         return "Do not use your username or email address in your password."
-    return None
+    return strength_problem(password, personal)
 
 
 def hash_password(password):

@@ -3,8 +3,6 @@
 import logging
 from functools import wraps
 
-import sqlalchemy as sa
-from email_validator import EmailNotValidError
 from flask import (
     Blueprint,
     current_app,
@@ -15,9 +13,9 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 
-from microblog.auth.emails import normalize_email
+from microblog.auth import throttle
 from microblog.auth.forms import (
     ChangePasswordForm,
     LoginForm,
@@ -25,18 +23,14 @@ from microblog.auth.forms import (
     ResetPasswordForm,
     ResetPasswordRequestForm,
 )
-from microblog.auth.passwords import (
-    burn_verification_time,
-    hash_password,
-    needs_rehash,
-    upgrade_hash,
-    verify_password,
-)
+from microblog.auth.passwords import hash_password
 from microblog.auth.recovery import (
     complete_password_reset,
     replace_password,
     request_password_reset,
 )
+from microblog.auth.sessions import current_record, no_store_when_signed_in, sign_in, sign_out
+from microblog.auth.signin import PAUSED, SIGNED_IN, authenticate
 from microblog.auth.tokens import looks_like_token, user_for_reset_token
 from microblog.extensions import db, limiter
 from microblog.forms import commit_or_form_error
@@ -45,6 +39,7 @@ from microblog.security import secret_page
 from microblog.urls import safe_next
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
+bp.after_app_request(no_store_when_signed_in)
 audit = logging.getLogger("microblog.audit")
 
 RESET_SESSION_KEY = "reset_token"
@@ -67,45 +62,39 @@ def redirect_signed_in(view):
     return wrapper
 
 
-def find_login_user(name):
-    """Usernames match exactly; email addresses as stored: normalised, lower-case."""
-    if "@" in name:
-        try:
-            address = normalize_email(name)
-        except EmailNotValidError:
-            return None
-        return db.session.scalar(sa.select(User).where(User.email == address))
-    return db.session.scalar(sa.select(User).where(User.username == name))
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @config_limit("LOGIN_RATE_LIMIT")
 @redirect_signed_in
 def login():
     """Sign in with username (or email) and password; one error for every failure."""
     form = LoginForm()
+    paused_until = None
     if form.validate_on_submit():
-        user = find_login_user(form.username.data.strip())
-        if user is None:
-            burn_verification_time(form.password.data)
-        elif verify_password(user.password_hash, form.password.data) and (
-            not needs_rehash(user.password_hash) or upgrade_hash(user, form.password.data)
-        ):
-            session.pop(RESET_SESSION_KEY, None)
-            login_user(user, remember=form.remember_me.data)
-            audit.info("login.success user=%s", user.id)
+        outcome = authenticate(form.username.data, form.password.data, request.remote_addr)
+        if outcome.status == SIGNED_IN:
+            sign_in(outcome.user, remember=form.remember_me.data)
+            audit.info("login.success user=%s", outcome.user.id)
             return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
-        audit.info("login.failure")
-        flash("Invalid username or password.", "danger")
-    return render_template("auth/login.html", title="Sign in", form=form)
+        audit.info("login.failure reason=%s", outcome.status)
+        if outcome.status == PAUSED:
+            paused_until = outcome.paused_until
+        else:
+            flash("Invalid username or password.", "danger")
+    return render_template(
+        "auth/login.html", title="Sign in", form=form, paused_until=paused_until
+    ), (429 if paused_until else 200)
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+@bp.route("/logout", methods=["POST"])
 def logout():
-    """Sign out. GET is accepted too (contract); the page's own button posts."""
-    logout_user()
-    session.pop(RESET_SESSION_KEY, None)
-    return redirect(url_for("main.index"))
+    """Sign out: this session's record is revoked, so a copied cookie dies with it.
+
+    POST only (with the CSRF token): a link or an image on another site must
+    not be able to sign anyone out.
+    """
+    sign_out()
+    flash("You have been signed out.", "info")
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -178,6 +167,7 @@ def reset_password(token=None):
         session.pop(RESET_SESSION_KEY, None)
         if not complete_password_reset(user, form.password.data):
             return render_template("auth/reset_password_invalid.html", title="Link not valid"), 400
+        throttle.lift(user)
         flash("Your password has been reset. Please sign in with it.", "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", title="Reset password", form=form)
@@ -191,8 +181,9 @@ def change_password():
     user = current_user._get_current_object()
     form = ChangePasswordForm(user)
     if form.validate_on_submit():
+        remembered = current_record().remembered
         if replace_password(user, form.password.data):
-            login_user(db.session.get(User, user.id))  # the new session token
+            sign_in(db.session.get(User, user.id), remember=remembered)  # under the new token
             audit.info("password_change.completed user=%s", user.id)
             flash("Your password has been changed. Other devices have been signed out.", "success")
             return redirect(url_for("main.user", username=user.username))

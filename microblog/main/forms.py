@@ -1,13 +1,11 @@
 """Forms of the main blueprint."""
 
-import sqlalchemy as sa
 from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from microblog.auth.forms import USERNAME_RULES
-from microblog.extensions import db
-from microblog.models import User
+from microblog.forms import username_taken
+from microblog.usernames import TAKEN_MESSAGE, username_validators
 
 
 class PostForm(FlaskForm):
@@ -16,7 +14,7 @@ class PostForm(FlaskForm):
 
 
 class EditProfileForm(FlaskForm):
-    username = StringField("Username", validators=USERNAME_RULES)
+    username = StringField("Username", validators=username_validators())
     about_me = TextAreaField("About me", validators=[Length(max=140)])
     submit = SubmitField("Submit")
 
@@ -25,11 +23,9 @@ class EditProfileForm(FlaskForm):
         self.original_username = original_username
 
     def validate_username(self, field):
-        """Keeping one's own name is fine; taking another's is not."""
-        if field.data != self.original_username:
-            taken = db.session.scalar(sa.select(User.id).where(User.username == field.data))
-            if taken is not None:
-                raise ValidationError("Please use a different username.")
+        """Recasing one's own name is fine; taking another's, or a lookalike, is not."""
+        if username_taken(field.data, keeping=self.original_username):
+            raise ValidationError(TAKEN_MESSAGE)
 
 
 class EmptyForm(FlaskForm):

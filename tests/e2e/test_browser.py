@@ -90,8 +90,8 @@ def test_a_person_registers_posts_follows_and_recovers_their_password(
     )
 
     page.get_by_role("button", name="Sign out").click()
-    expect(page).to_have_url(live_server.url("/auth/login?next=%2Findex"))
-    expect(page.get_by_role("link", name="Sign in")).to_be_visible()
+    expect_page(page, live_server, "/auth/login", "Sign in")
+    expect_alerts(page, "You have been signed out.")
 
     link = forgot_password(page, live_server, smtp)
     assert link.startswith(live_server.url("/auth/reset_password/"))

@@ -1,0 +1,226 @@
+"""Server-side sessions: one record per sign-in, so that signing out ends something.
+
+The id Flask-Login keeps in the session cookie and in the remember-me cookie
+is a session record's random id; only its SHA-256 is stored, so a copy of the
+database cannot be replayed as cookies. The user loader accepts the id only
+while its record is live: not revoked (sign-out, "sign out" on the devices
+page), not past its server-side expiry (REMEMBER_COOKIE_DURATION when
+remembered, SESSION_IDLE_TIMEOUT / SESSION_MAX_AGE otherwise), and made
+under the user's current `session_token` (a password change or reset rotates
+it, which ends every record at once).
+"""
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import current_app, g, request, session
+from flask_login import current_user, login_user, logout_user
+
+from microblog import clock
+from microblog.extensions import db, login
+from microblog.models import User
+from microblog.redact import mask_address
+
+# What survives the session.clear() of a sign-in: the flashed messages only.
+KEPT_AT_SIGN_IN = ("_flashes",)
+
+
+class SessionRecord(db.Model):
+    __tablename__ = "session_record"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    # SHA-256 (hex) of the id the cookies carry; never the id itself.
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    user_id: so.Mapped[int] = so.mapped_column(
+        sa.ForeignKey(User.id, ondelete="CASCADE"), index=True
+    )
+    # The user's session_token when the record was made: a rotation ends it.
+    user_token: so.Mapped[str] = so.mapped_column(sa.String(64))
+    created_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
+    last_seen_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
+    expires_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime)
+    revoked_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
+    remembered: so.Mapped[bool] = so.mapped_column(default=False)
+    device: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
+    address: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
+
+    def __repr__(self):
+        return f"<SessionRecord {self.id} user={self.user_id}>"
+
+    def is_live(self, user, now):
+        """Usable now: not revoked, not expired, not ended by a password change."""
+        if self.revoked_at is not None or now >= self.expires_at:
+            return False
+        if user.session_token != self.user_token:
+            return False
+        idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
+        return self.remembered or now - self.last_seen_at < idle
+
+
+def digest(session_id):
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+BROWSERS = [  # order matters: Edge and Opera say "Chrome", Chrome says "Safari"
+    ("Edge", r"Edg(?:e|A|iOS)?/"),
+    ("Opera", r"OPR/|Opera"),
+    ("Samsung Internet", r"SamsungBrowser/"),
+    ("Firefox", r"Firefox/|FxiOS/"),
+    ("Chrome", r"Chrome/|CriOS/|HeadlessChrome/"),
+    ("Safari", r"Safari/"),
+    ("curl", r"^curl/"),
+    ("Python", r"python-requests|python-urllib|Werkzeug"),
+]
+SYSTEMS = [  # Android says "Linux", iOS says "Mac OS X"
+    ("Android", r"Android"),
+    ("iOS", r"iPhone|iPad|iPod"),
+    ("Windows", r"Windows"),
+    ("macOS", r"Macintosh|Mac OS X"),
+    ("ChromeOS", r"CrOS"),
+    ("Linux", r"Linux|X11"),
+]
+
+
+def describe_device(user_agent):
+    """ "Firefox on Linux": what a person recognises on the devices page, nothing more."""
+    user_agent = (user_agent or "")[:512]
+    browser = next((name for name, rx in BROWSERS if re.search(rx, user_agent)), None)
+    system = next((name for name, rx in SYSTEMS if re.search(rx, user_agent)), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown device"
+
+
+def sign_in(user, remember=False):
+    """Start a session record and put its id in the cookies.
+
+    The old session is cleared first (keeping only the flashed messages), so
+    the session id and the CSRF secret change and nothing from before
+    (an opened reset link) carries over into the signed-in session.
+    """
+    kept = {key: session[key] for key in KEPT_AT_SIGN_IN if key in session}
+    session.clear()
+    session.update(kept)
+    config = current_app.config
+    now = clock.utcnow()
+    lifetime = config["REMEMBER_COOKIE_DURATION"] if remember else config["SESSION_MAX_AGE"]
+    session_id = secrets.token_urlsafe(32)
+    record = SessionRecord(
+        token_hash=digest(session_id),
+        user_id=user.id,
+        user_token=user.session_token,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=_seconds(lifetime)),
+        remembered=bool(remember),
+        device=describe_device(request.user_agent.string)[:64],
+        address=mask_address(request.remote_addr),
+    )
+    forget_ended_records(user, now)
+    db.session.add(record)
+    db.session.commit()
+    user.session_id = session_id
+    g.session_record = record
+    login_user(user, remember=remember, duration=timedelta(seconds=_seconds(lifetime)))
+    return record
+
+
+def forget_ended_records(user, now):
+    """Delete the user's records that can never sign in again, so the table stays small."""
+    db.session.execute(
+        sa.delete(SessionRecord)
+        .where(
+            SessionRecord.user_id == user.id,
+            sa.or_(
+                SessionRecord.revoked_at.is_not(None),
+                SessionRecord.expires_at <= now,
+                SessionRecord.user_token != user.session_token,
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _seconds(lifetime):
+    return lifetime.total_seconds() if isinstance(lifetime, timedelta) else float(lifetime)
+
+
+@login.user_loader
+def load_user(session_id):
+    """Flask-Login's loader: the user of a live record, or nobody (the session ends)."""
+    row = db.session.execute(
+        sa.select(SessionRecord, User)
+        .join(User, User.id == SessionRecord.user_id)
+        .where(SessionRecord.token_hash == digest(session_id))
+    ).first()
+    if row is None:
+        return None
+    record, user = row
+    now = clock.utcnow()
+    if not record.is_live(user, now):
+        return None
+    interval = timedelta(seconds=current_app.config["LAST_SEEN_INTERVAL"])
+    if now - record.last_seen_at >= interval:  # a write a minute at most, not per request
+        record.last_seen_at = now
+        db.session.commit()
+    user.session_id = session_id
+    g.session_record = record
+    return user
+
+
+def current_record():
+    """The record of this request's signed-in session, or None."""
+    return g.get("session_record") if current_user.is_authenticated else None
+
+
+def revoke(records):
+    """End these records now: their cookies stop working on the next request."""
+    now = clock.utcnow()
+    ids = [record.id for record in records]
+    if ids:
+        db.session.execute(
+            sa.update(SessionRecord)
+            .where(SessionRecord.id.in_(ids), SessionRecord.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+
+
+def sign_out():
+    """Revoke this session's record and forget everything the session held."""
+    record = current_record()
+    if record is not None:
+        revoke([record])
+    logout_user()
+    remember = session.get("_remember")
+    session.clear()
+    if remember:
+        session["_remember"] = remember  # Flask-Login then deletes the remember cookie
+
+
+def live_records(user):
+    """The user's signed-in devices, most recently seen first."""
+    now = clock.utcnow()
+    records = db.session.scalars(
+        sa.select(SessionRecord)
+        .where(
+            SessionRecord.user_id == user.id,
+            SessionRecord.user_token == user.session_token,
+            SessionRecord.revoked_at.is_(None),
+            SessionRecord.expires_at > now,
+        )
+        .order_by(SessionRecord.last_seen_at.desc(), SessionRecord.id.desc())
+    )
+    return [record for record in records if record.is_live(user, now)]
+
+
+def no_store_when_signed_in(response):
+    """A signed-in user's pages are theirs: no shared cache, no back-button copy after sign-out."""
+    if current_user.is_authenticated:
+        response.headers["Cache-Control"] = "private, no-store"
+    return response

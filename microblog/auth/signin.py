@@ -1,0 +1,70 @@
+"""The sign-in decision, apart from HTTP: who is this, and may they sign in now?
+
+Every path does the same database work and one password-hash computation,
+known account or not, paused or not, so neither the answer nor its timing
+tells which usernames exist. (An "unverified" outcome fits in beside
+PAUSED: the check goes after the password check.)
+"""
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError
+
+from microblog.auth import throttle
+from microblog.auth.emails import normalize_email
+from microblog.auth.passwords import (
+    burn_verification_time,
+    needs_rehash,
+    upgrade_hash,
+    verify_password,
+)
+from microblog.extensions import db
+from microblog.models import User
+from microblog.usernames import skeleton
+
+SIGNED_IN, INVALID, PAUSED = "signed_in", "invalid", "paused"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    user: User | None = None
+    paused_until: object = None
+
+
+def find_account(identifier):
+    """(user or None, folded identifier): emails as stored, names by their skeleton.
+
+    The skeleton makes sign-in by username case-blind ("Susan" is "susan"),
+    and no other account can share it (a unique index), so it names one account.
+    """
+    identifier = identifier.strip()
+    if "@" in identifier:
+        try:
+            folded = normalize_email(identifier)
+        except EmailNotValidError:
+            return None, identifier.lower()
+        return db.session.scalar(sa.select(User).where(User.email == folded)), folded
+    folded = skeleton(identifier)
+    return db.session.scalar(sa.select(User).where(User.username_key == folded)), folded
+
+
+def authenticate(identifier, password, address):
+    """Decide a sign-in attempt from `address` (the client IP); see Outcome."""
+    user, folded = find_account(identifier)
+    key = throttle.throttle_key(user, folded)
+    refused_until, pause_started = throttle.count_attempt(key, user, address)
+    if refused_until is not None:
+        burn_verification_time(password)
+        return Outcome(PAUSED, paused_until=refused_until)
+    if user is None:
+        burn_verification_time(password)
+    elif verify_password(user.password_hash, password) and (
+        not needs_rehash(user.password_hash) or upgrade_hash(user, password)
+    ):
+        throttle.record_success(key)
+        return Outcome(SIGNED_IN, user)
+    if pause_started is not None:
+        return Outcome(PAUSED, paused_until=pause_started)
+    return Outcome(INVALID)

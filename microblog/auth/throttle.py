@@ -1,0 +1,181 @@
+"""Per-account sign-in throttling, counted in the database.
+
+Per-IP limits (Flask-Limiter) count per worker with `memory://` and do
+nothing against guesses spread over many addresses. This counts failures
+per account, in the database, so it holds across workers and hosts and
+whether or not RATELIMIT_ENABLED: after LOGIN_FAILURES_PER_ACCOUNT failures
+within LOGIN_FAILURE_WINDOW seconds the account's sign-in pauses, right
+password or not, for LOGIN_PAUSE_SECONDS, doubled with every further pause
+(up to LOGIN_PAUSE_MAX_SECONDS) until the owner signs in or resets the
+password. The owner is emailed once per pause.
+
+Unknown identifiers are counted too, under a key of their own, with the
+same statements: a pause says nothing about whether the account exists.
+Keys are hashes, so no typed name or address is stored.
+"""
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import current_app, render_template
+from sqlalchemy.dialects import postgresql, sqlite
+
+from microblog import clock
+from microblog.extensions import db
+from microblog.mail.delivery import composer
+from microblog.mail.outbox import defer_email
+from microblog.models import User
+from microblog.redact import mask_address
+from microblog.urls import external_url
+
+audit = logging.getLogger("microblog.audit")
+
+PAUSE_TAG = "login_paused"
+MAX_ADDRESSES = 10  # masked addresses remembered for the owner's email
+
+
+class LoginThrottle(db.Model):
+    __tablename__ = "login_throttle"
+
+    # SHA-256 of "user:<id>" for an account, of "name:<folded identifier>" otherwise.
+    key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
+    user_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey(User.id, ondelete="CASCADE"), index=True
+    )
+    failures: so.Mapped[int] = so.mapped_column(default=0)
+    window_started_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
+    paused_until: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
+    paused_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
+    # Pauses since the last success or reset: each one lasts twice as long.
+    pauses: so.Mapped[int] = so.mapped_column(default=0)
+    addresses: so.Mapped[str] = so.mapped_column(sa.Text, default="[]")  # JSON, masked
+
+    def __repr__(self):
+        return f"<LoginThrottle user={self.user_id} failures={self.failures}>"
+
+
+def throttle_key(user, folded_identifier):
+    """The account's key when it exists, else the typed identifier's."""
+    material = f"user:{user.id}" if user is not None else f"name:{folded_identifier}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def pause_length(pauses):
+    """LOGIN_PAUSE_SECONDS, doubling with every pause in a row, capped."""
+    config = current_app.config
+    seconds = config["LOGIN_PAUSE_SECONDS"] * 2 ** min(pauses - 1, 20)
+    return timedelta(seconds=min(seconds, config["LOGIN_PAUSE_MAX_SECONDS"]))
+
+
+def _insert_missing(key, user_id):
+    """Create the key's row unless it exists, without failing when a racer made it."""
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    values = {"key": key, "user_id": user_id, "failures": 0, "pauses": 0, "addresses": "[]"}
+    db.session.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing())
+
+
+def count_attempt(key, user, address):
+    """Count a sign-in attempt before its password is checked: (refused until, paused until).
+
+    The first is set when the key is paused: refuse without checking. The
+    second when this attempt reached the limit and started a pause (and
+    queued the owner's email); it is still checked, and a right password
+    lifts the pause again. Counting first, under a lock on the key's row (an
+    UPDATE: a row lock on PostgreSQL, the write lock on SQLite), means that
+    however many guesses arrive at once, in any worker, at most
+    LOGIN_FAILURES_PER_ACCOUNT passwords are checked per window.
+    """
+    config = current_app.config
+    _insert_missing(key, user.id if user is not None else None)
+    db.session.execute(
+        sa.update(LoginThrottle)
+        .where(LoginThrottle.key == key)
+        .values(failures=LoginThrottle.failures)
+        .execution_options(synchronize_session=False)
+    )
+    row = db.session.execute(
+        sa.select(LoginThrottle)
+        .where(LoginThrottle.key == key)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    now = clock.utcnow()
+    if row.paused_until is not None and row.paused_until > now:
+        until = row.paused_until
+        db.session.commit()
+        return until, None
+    window = timedelta(seconds=config["LOGIN_FAILURE_WINDOW"])
+    if row.window_started_at is None or now - row.window_started_at >= window:
+        row.failures, row.window_started_at = 0, now
+        row.addresses = "[]"
+    row.failures += 1
+    addresses = json.loads(row.addresses or "[]")
+    masked = mask_address(address)
+    if masked not in addresses:
+        row.addresses = json.dumps([*addresses, masked][-MAX_ADDRESSES:])
+    started = None
+    if row.failures >= config["LOGIN_FAILURES_PER_ACCOUNT"]:
+        row.pauses += 1
+        started = now + pause_length(row.pauses)
+        row.paused_at, row.paused_until = now, started
+        row.failures, row.window_started_at = 0, None
+        # One email per pause, composed in the mail worker; for an unknown
+        # name the composer finds no account and drops it (same writes here).
+        defer_email(PAUSE_TAG, key, tag=PAUSE_TAG)
+        audit.warning("login.paused user=%s pauses=%s", row.user_id, row.pauses)
+    db.session.commit()
+    return None, started
+
+
+def record_success(key):
+    """A right password while not paused: the streak (and any pause it just started) is over."""
+    clear(key)
+
+
+def lift(user):
+    """A completed password reset: the owner proved they hold the mailbox; sign-in resumes."""
+    clear(throttle_key(user, None))
+
+
+def clear(key):
+    db.session.execute(
+        sa.update(LoginThrottle)
+        .where(LoginThrottle.key == key)
+        .values(
+            failures=0,
+            window_started_at=None,
+            paused_until=None,
+            paused_at=None,
+            pauses=0,
+            addresses="[]",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+@composer(PAUSE_TAG)
+def compose_pause_notice(message):
+    """Tell the owner their sign-in is paused; drop it for keys of unknown names."""
+    row = db.session.get(LoginThrottle, message.recipient_list[0])
+    user = db.session.get(User, row.user_id) if row is not None and row.user_id else None
+    if user is None or row.paused_until is None:
+        return False
+    context = {
+        "user": user,
+        "paused_at": row.paused_at,
+        "paused_until": row.paused_until,
+        "addresses": json.loads(row.addresses or "[]"),
+        "link": external_url("auth.reset_password_request"),
+        "limit": current_app.config["LOGIN_FAILURES_PER_ACCOUNT"],
+    }
+    message.user_id = user.id
+    message.recipients = json.dumps([user.email])
+    message.subject = "[Microblog] Sign-in to your account is paused"
+    message.text_body = render_template("email/login_paused.txt", **context)
+    message.html_body = render_template("email/login_paused.html", **context)
+    return True

@@ -1,0 +1,33 @@
+"""The per-account sign-in pause holds across `gunicorn -w 2` workers (counted in the database)."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from test_gunicorn import Visitor, gunicorn, register, sign_in  # noqa: F401  (gunicorn: fixture)
+
+from conftest import PASSWORD
+
+pytestmark = pytest.mark.gunicorn
+
+LIMIT = 10  # LOGIN_FAILURES_PER_ACCOUNT, the default an operator gets
+
+
+def test_guesses_spread_over_both_workers_pause_the_account_once(gunicorn, smtp):  # noqa: F811
+    register(Visitor(gunicorn.base_url), "susan")
+
+    def guess(n):
+        return sign_in(Visitor(gunicorn.base_url), "susan", f"wrong guess number {n}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(guess, range(2 * LIMIT)))
+    assert len(gunicorn.pids_that_served("POST", "/auth/login")) == 2
+    invalid = [a for a in answers if "Invalid username or password." in a.text]
+    paused = [a for a in answers if "Sign-in is paused for this account" in a.text]
+    # Per-worker counting would let 2 * LIMIT - 1 guesses be checked; the database lets LIMIT.
+    assert (len(invalid), len(paused)) == (LIMIT - 1, LIMIT + 1)
+    refused = sign_in(Visitor(gunicorn.base_url), "susan", PASSWORD)
+    assert refused.status == 429 and refused.location is None
+
+    [notice] = smtp.wait_for(1)
+    assert notice["Subject"] == "[Microblog] Sign-in to your account is paused"
+    assert notice["To"] == "susan@example.com"
