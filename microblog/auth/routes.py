@@ -21,13 +21,11 @@ from microblog.auth.emails import normalize_email
 from microblog.auth.forms import (
     ChangePasswordForm,
     LoginForm,
-    RegistrationForm,
     ResetPasswordForm,
     ResetPasswordRequestForm,
 )
 from microblog.auth.passwords import (
     burn_verification_time,
-    hash_password,
     needs_rehash,
     upgrade_hash,
     verify_password,
@@ -39,7 +37,6 @@ from microblog.auth.recovery import (
 )
 from microblog.auth.tokens import looks_like_token, user_for_reset_token
 from microblog.extensions import db, limiter
-from microblog.forms import commit_or_form_error
 from microblog.models import User
 from microblog.security import secret_page
 from microblog.urls import safe_next
@@ -91,6 +88,9 @@ def login():
         elif verify_password(user.password_hash, form.password.data) and (
             not needs_rehash(user.password_hash) or upgrade_hash(user, form.password.data)
         ):
+            if not user.email_verified:  # the password was right: saying so leaks nothing
+                audit.info("login.unverified user=%s", user.id)
+                return render_template("auth/unverified.html", title="Verify your address")
             session.pop(RESET_SESSION_KEY, None)
             login_user(user, remember=form.remember_me.data)
             audit.info("login.success user=%s", user.id)
@@ -106,26 +106,6 @@ def logout():
     logout_user()
     session.pop(RESET_SESSION_KEY, None)
     return redirect(url_for("main.index"))
-
-
-@bp.route("/register", methods=["GET", "POST"])
-@config_limit("REGISTER_RATE_LIMIT")
-@redirect_signed_in
-def register():
-    """Create an account; duplicates are form errors, never half-written rows."""
-    form = RegistrationForm()
-    if form.validate_on_submit():
-        user = User(
-            username=form.username.data,
-            email=form.email.data,
-            password_hash=hash_password(form.password.data),
-        )
-        db.session.add(user)
-        if commit_or_form_error(form.username, "Please use a different username or email address."):
-            audit.info("register user=%s", user.id)
-            flash("Congratulations, you are now a registered user! Please sign in.", "success")
-            return redirect(url_for("auth.login"))
-    return render_template("auth/register.html", title="Register", form=form)
 
 
 @bp.route("/reset_password_request", methods=["GET", "POST"])
