@@ -83,20 +83,20 @@ def compose_change_notice(message):
 
 
 def change_address(user, new_address):
-    """Move the account to the proven address; False if another account took it meanwhile.
+    """Move the account to the proven address; False if it was taken, or the account changed.
 
     A compare-and-swap on the current address: of two links opened at once,
     one wins. The new address counts as verified: the link proved it.
     """
-    result = db.session.execute(
-        sa.update(User)
-        .where(User.id == user.id, User.email == user.email)
-        .values(email=new_address, email_verified_at=clock.utcnow())
-        .execution_options(synchronize_session=False)
-    )
     try:
+        result = db.session.execute(
+            sa.update(User)
+            .where(User.id == user.id, User.email == user.email)
+            .values(email=new_address, email_verified_at=clock.utcnow())
+            .execution_options(synchronize_session=False)
+        )
         db.session.commit()
-    except IntegrityError:
+    except IntegrityError:  # the unique index: someone registered the address meanwhile
         db.session.rollback()
         return False
     return result.rowcount == 1
@@ -138,6 +138,8 @@ def confirm_email(token):
             audit.info("email_change.rejected reason=invalid_token")
             return render_template("auth/link_invalid.html", title="Link not valid"), 400
         if not change_address(user, new_address):
+            if user_by_address(new_address) is None:  # another link of hers won the race
+                return render_template("auth/link_invalid.html", title="Link not valid"), 400
             audit.info("email_change.rejected reason=address_taken user=%s", user.id)
             return render_template("auth/email_taken.html", title="Address taken"), 409
         audit.info("email_change.completed user=%s", user.id)
