@@ -48,3 +48,21 @@ def test_db_upgrade_command_creates_the_schema(bare_app):
     result = bare_app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 0, result.output
     assert tables(bare_app) == TABLES
+
+
+def test_accounts_that_exist_before_the_email_lifecycle_count_as_verified(bare_app):
+    with bare_app.app_context():
+        flask_migrate.upgrade(revision="0652ef8bf78a")
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO "user" (username, email, password_hash, session_token, '
+                    "last_seen) VALUES ('old', 'old@example.com', 'x', 't', CURRENT_TIMESTAMP)"
+                )
+            )
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            verified, created = connection.execute(
+                sa.text('SELECT email_verified_at, created_at FROM "user"')
+            ).one()
+    assert verified is not None and created is not None
