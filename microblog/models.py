@@ -42,7 +42,8 @@ class User(UserMixin, db.Model):
     email_verified_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
     # Unverified accounts are removed a while after this (auth.verification).
     created_at: so.Mapped[sa.DateTime] = so.mapped_column(
-        sa.DateTime, default=lambda: clock.utcnow()  # looked up late: tests move the clock
+        sa.DateTime,
+        default=lambda: clock.utcnow(),  # looked up late: tests move the clock
     )
     about_me: so.Mapped[str | None] = so.mapped_column(sa.String(140))
     last_seen: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)

@@ -339,6 +339,24 @@ def test_the_purge_leaves_an_account_verified_at_the_last_minute(
     assert stored_user(app, "susan") is not None
 
 
+def test_the_purge_keeps_an_account_verified_while_it_runs(app, auth, monkeypatch):
+    """The owner opens the link between the purge's SELECT and its DELETE."""
+    register_days_ago(app, auth, 8, "susan", monkeypatch)
+    real_erase = verification.erase_account
+
+    def verified_meanwhile(user, *only_if):
+        with db.engine.begin() as other:
+            other.execute(
+                sa.update(User).where(User.id == user.id).values(email_verified_at=clock.utcnow())
+            )
+        return real_erase(user, *only_if)
+
+    monkeypatch.setattr(verification, "erase_account", verified_meanwhile)
+    result = app.test_cli_runner().invoke(args=["auth", "purge-unverified"])
+    assert "Removed 0 unverified account(s)." in result.output
+    assert stored_user(app, "susan") is not None
+
+
 # --- Logs ---------------------------------------------------------------------------------------
 
 

@@ -24,12 +24,14 @@ audit = logging.getLogger("microblog.audit")
 GOODBYE = "account_deleted"
 
 
-def erase_account(user):
+def erase_account(user, *only_if):
     """Delete the account's rows in the caller's transaction: nothing of it stays behind.
 
     Mail about the account (composed rows carry its id) goes, and so does mail
     still waiting for its address (deferred rows carry only the address), so
-    nothing queued before the deletion is sent after it.
+    nothing queued before the deletion is sent after it. `only_if` are
+    conditions on the user row, checked as it is deleted: False when they no
+    longer hold, and the caller then rolls back.
     """
     user_id, address = user.id, user.email
     db.session.execute(
@@ -51,7 +53,8 @@ def erase_account(user):
     )
     # The account's server-side sessions (auth/sessions.py) are deleted here too,
     # before the user row, in this same transaction.
-    db.session.execute(sa.delete(User).where(User.id == user_id))
+    deleted = db.session.execute(sa.delete(User).where(User.id == user_id, *only_if))
+    return deleted.rowcount == 1
 
 
 def delete_account_and_say_goodbye(user):

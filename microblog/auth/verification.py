@@ -62,6 +62,7 @@ def register_account(username, address, password):
 
 
 def address_has_account(address):
+    """Whether the (normalised) address belongs to an account, verified or not."""
     return db.session.scalar(sa.select(User.id).where(User.email == address)) is not None
 
 
@@ -79,6 +80,7 @@ def within_limit(user, tag):
 
 
 def user_by_address(address):
+    """The account of a normalised address, or None."""
     return db.session.scalar(sa.select(User).where(User.email == address))
 
 
@@ -187,14 +189,17 @@ def purge_unverified_accounts():
     """Remove accounts not verified in time, freeing their names and addresses."""
     days = current_app.config["UNVERIFIED_ACCOUNT_DAYS"]
     cutoff = clock.utcnow() - timedelta(days=days)
-    stale = db.session.scalars(
-        sa.select(User).where(User.email_verified_at.is_(None), User.created_at < cutoff)
-    ).all()
-    for user in stale:
-        erase_account(user)
-        audit.info("account.purged_unverified user=%s", user.id)
-    db.session.commit()
-    return len(stale)
+    unverified = (User.email_verified_at.is_(None), User.created_at < cutoff)
+    removed = 0
+    for user in db.session.scalars(sa.select(User).where(*unverified)).all():
+        user_id = user.id
+        if erase_account(user, *unverified):  # not verified since the SELECT
+            db.session.commit()
+            audit.info("account.purged_unverified user=%s", user_id)
+            removed += 1
+        else:
+            db.session.rollback()
+    return removed
 
 
 @bp.cli.command("purge-unverified")
