@@ -81,6 +81,11 @@ class Config:
     # Password recovery and password policy.
     RESET_TOKEN_EXPIRES_IN = env_int("RESET_TOKEN_EXPIRES_IN", 600)
     RESET_EMAILS_PER_HOUR = env_int("RESET_EMAILS_PER_HOUR", 3)
+    # Verification and email-change links: 48 hours, time to find the email.
+    VERIFY_TOKEN_EXPIRES_IN = env_int("VERIFY_TOKEN_EXPIRES_IN", 172800)
+    # Accounts whose address is still unverified after this many days are removed
+    # by `flask auth purge-unverified` (run it from cron), freeing name and address.
+    UNVERIFIED_ACCOUNT_DAYS = env_int("UNVERIFIED_ACCOUNT_DAYS", 7)
     PASSWORD_MIN_LENGTH = env_int("PASSWORD_MIN_LENGTH", 15)
     # zxcvbn score (0-4) a new password must reach; 3 is about 10^8 guesses (auth.strength).
     PASSWORD_MIN_STRENGTH = env_int("PASSWORD_MIN_STRENGTH", 3)

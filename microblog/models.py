@@ -41,6 +41,14 @@ class User(UserMixin, db.Model):
     session_token: so.Mapped[str] = so.mapped_column(
         sa.String(64), unique=True, default=new_session_token
     )
+    # None until the owner opens the verification link (or completes a reset):
+    # an account whose address is not verified cannot sign in.
+    email_verified_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
+    # Unverified accounts are removed a while after this (auth.verification).
+    created_at: so.Mapped[sa.DateTime] = so.mapped_column(
+        sa.DateTime,
+        default=lambda: clock.utcnow(),  # looked up late: tests move the clock
+    )
     about_me: so.Mapped[str | None] = so.mapped_column(sa.String(140))
     last_seen: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
 
@@ -67,6 +75,10 @@ class User(UserMixin, db.Model):
     def _fold_username(self, _key, username):
         self.username_key = skeleton(username)
         return username
+
+    @property
+    def email_verified(self):
+        return self.email_verified_at is not None
 
     def get_id(self):
         """What Flask-Login keeps in the session and remember cookies: a session record's id.
@@ -144,3 +156,16 @@ class Post(db.Model):
 
     def __repr__(self):
         return f"<Post {self.id}>"
+
+
+def mark_email_verified(user_id):
+    """The owner proved the address (a verification or reset link); the caller commits.
+
+    Idempotent: a second link, or a scanner that opened the first, changes nothing.
+    """
+    db.session.execute(
+        sa.update(User)
+        .where(User.id == user_id, User.email_verified_at.is_(None))
+        .values(email_verified_at=clock.utcnow())
+        .execution_options(synchronize_session=False)
+    )

@@ -5,12 +5,13 @@ import os
 import re
 import uuid
 from html import unescape
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from microblog import create_app
+from microblog import clock, create_app
 from microblog.extensions import db
 from microblog.mail.delivery import deliver_due
 from microblog.mail.workers import dispatcher
@@ -159,7 +160,9 @@ def deliver(app):
 
 @pytest.fixture
 def make_user(app):
-    def create(username="susan", email=None, password=PASSWORD):
+    """An account as it is once its owner verified the address (`verified=False`: before)."""
+
+    def create(username="susan", email=None, password=PASSWORD, verified=True):
         from microblog.auth.passwords import hash_password
 
         with app.app_context():
@@ -167,6 +170,7 @@ def make_user(app):
                 username=username,
                 email=email or f"{username}@example.com",
                 password_hash=hash_password(password),
+                email_verified_at=clock.utcnow() if verified else None,
             )
             db.session.add(user)
             db.session.commit()
@@ -176,10 +180,17 @@ def make_user(app):
 
 
 class AuthActions:
-    """What a person does with the account forms, through the test client."""
+    """What a person does with the account forms, through the test client.
 
-    def __init__(self, client):
+    With `deliver` and `smtp`, `sign_up` goes on like a person: it lets the
+    mail worker send the verification email, reads it from the SMTP server
+    and opens its link.
+    """
+
+    def __init__(self, client, deliver=None, smtp=None):
         self.client = client
+        self.deliver = deliver
+        self.smtp = smtp
 
     def register(self, username="susan", email=None, password=PASSWORD, password2=None):
         return self.client.post(
@@ -191,6 +202,17 @@ class AuthActions:
                 "password2": password if password2 is None else password2,
             },
         )
+
+    def sign_up(self, username="susan", email=None, password=PASSWORD):
+        """Register, then open the verification link the new address received."""
+        email = email or f"{username}@example.com"
+        response = self.register(username, email, password)
+        assert response.headers["Location"] == "/auth/login", response.text
+        self.deliver()
+        message = last_email(self.smtp, "Verify your email address")
+        verified = self.client.get(urlsplit(email_link(message, "verify_email")).path)
+        assert verified.headers["Location"] == "/auth/login"
+        return verified
 
     def login(self, username="susan", password=PASSWORD, remember_me=False, next=None):
         url = "/auth/login" + (f"?next={next}" if next else "")
@@ -207,18 +229,31 @@ class AuthActions:
 
 
 @pytest.fixture
-def auth(client):
-    return AuthActions(client)
+def auth(client, deliver, smtp):
+    return AuthActions(client, deliver, smtp)
 
 
-LINK = re.compile(r"https?://\S+/auth/reset_password/\S+")
+def email_link(message, route):
+    """The /auth/<route>/ link of an email, as a person would copy it from the text part."""
+    match = re.search(rf"https?://\S+/auth/{route}/\S+", text_of(message))
+    assert match, f"no {route} link in the email"
+    return unescape(match.group(0))
+
+
+def last_email(smtp, subject, to=None):
+    """The latest email with this subject (after "[Microblog] "), to `to` if given."""
+    found = [
+        m
+        for m in smtp.messages
+        if m["Subject"] == f"[Microblog] {subject}" and to in (None, *m.envelope_recipients)
+    ]
+    assert found, f"no email {subject!r} to {to or 'anyone'}"
+    return found[-1]
 
 
 def reset_link(message):
     """The reset link of an email, as a person would copy it from the text part."""
-    match = LINK.search(text_of(message))
-    assert match, "no reset link in the email"
-    return unescape(match.group(0))
+    return email_link(message, "reset_password")
 
 
 def flashes(response):

@@ -123,6 +123,17 @@ def test_an_https_post_without_a_same_origin_referer_is_refused(app, client, res
             "/index",
         ),
         ("/auth/reset_password_request", {"email": "susan@example.com"}, "/auth/login"),
+        ("/auth/resend_verification", {"email": "susan@example.com"}, "/auth/login"),
+        (
+            "/auth/register",
+            {
+                "username": "bob",
+                "email": "susan@example.com",
+                "password": PASSWORD,
+                "password2": PASSWORD,
+            },
+            "/auth/login",
+        ),
     ],
 )
 def test_the_other_account_forms_post_over_https_too(client, make_user, path, data, location):
@@ -157,6 +168,9 @@ def sign_in_with_token(client, username="susan"):
         "/auth/reset_password_request",
         "/auth/reset_password",
         "/auth/change_password",
+        "/auth/change_email",
+        "/auth/delete_account",
+        "/auth/resend_verification",
         "/index",
         "/edit_profile",
         "/follow/john",

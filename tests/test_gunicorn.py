@@ -22,7 +22,7 @@ from urllib.request import HTTPCookieProcessor, HTTPErrorProcessor, Request, bui
 import pytest
 from gunicorn.config import Config as GunicornConfig
 
-from conftest import PASSWORD, reset_link
+from conftest import PASSWORD, email_link, reset_link
 from smtp_server import free_port
 
 pytestmark = pytest.mark.gunicorn
@@ -190,7 +190,8 @@ def gunicorn(tmp_path, database_url, smtp):
     server.kill()
 
 
-def register(visitor, username):
+def register(visitor, username, smtp):
+    """Sign up as a person does: the form, then the link in the verification email."""
     answer = visitor.submit(
         "/auth/register",
         username=username,
@@ -199,6 +200,10 @@ def register(visitor, username):
         password2=PASSWORD,
     )
     assert answer.location == "/auth/login", answer.text
+    message = smtp.wait_for(len(smtp.messages) + 1)[-1]
+    assert message["Subject"] == "[Microblog] Verify your email address"
+    verified = visitor.get(urlsplit(email_link(message, "verify_email")).path)
+    assert verified.location == "/auth/login"
 
 
 def sign_in(visitor, username, password):
@@ -207,11 +212,11 @@ def sign_in(visitor, username, password):
 
 def test_password_reset_works_end_to_end_under_gunicorn(gunicorn, smtp):
     visitor = Visitor(gunicorn.base_url)
-    register(visitor, "susan")
+    register(visitor, "susan", smtp)
     asked = visitor.submit("/auth/reset_password_request", email="susan@example.com")
     assert asked.location == "/auth/login"
 
-    [message] = smtp.wait_for(1)
+    message = smtp.wait_for(2)[-1]
     link = reset_link(message)
     assert link.startswith(f"{gunicorn.base_url}/auth/reset_password/")
     opened = visitor.get(urlsplit(link).path)
@@ -222,7 +227,7 @@ def test_password_reset_works_end_to_end_under_gunicorn(gunicorn, smtp):
     refused = sign_in(Visitor(gunicorn.base_url), "susan", PASSWORD)
     assert (refused.status, "Invalid username or password." in refused.text) == (200, True)
     assert sign_in(Visitor(gunicorn.base_url), "susan", NEW_PASSWORD).location == "/index"
-    notices = smtp.wait_for(2)
+    notices = smtp.wait_for(3)[1:]
     assert [m["Subject"] for m in notices] == [
         "[Microblog] Reset your password",
         "[Microblog] Your password was changed",
@@ -238,7 +243,7 @@ def test_both_workers_serve_one_session_and_each_email_leaves_once(gunicorn, smt
     mail threads of both processes poll one outbox without sending twice.
     """
     visitor = Visitor(gunicorn.base_url)
-    register(visitor, "susan")
+    register(visitor, "susan", smtp)
     assert sign_in(visitor, "susan", PASSWORD).location == "/index"
 
     # Which worker accepts is the kernel's choice: on a busy machine one worker may
@@ -255,17 +260,20 @@ def test_both_workers_serve_one_session_and_each_email_leaves_once(gunicorn, smt
     for _ in range(3):  # RESET_EMAILS_PER_HOUR
         asked = stranger.submit("/auth/reset_password_request", email="susan@example.com")
         assert asked.location == "/auth/login"
-    smtp.wait_for(3)
+    smtp.wait_for(4)  # and the verification email
     time.sleep(0.5)  # a second sender would claim within one poll interval (0.2 s)
-    assert len(smtp.messages) == 3
-    assert len({message["Message-ID"] for message in smtp.messages}) == 3
+    assert len(smtp.messages) == 4
+    assert len({message["Message-ID"] for message in smtp.messages}) == 4
 
 
 def test_sigterm_stops_gunicorn_cleanly_after_the_email_in_hand(gunicorn, smtp):
     """A deploy restarts the server: the email being sent finishes, then the workers exit."""
-    smtp.mailbox.delay = 1.0
     visitor = Visitor(gunicorn.base_url)
-    register(visitor, "susan")
+    register(visitor, "susan", smtp)
+    deadline = time.monotonic() + 5
+    while smtp.mailbox.active and time.monotonic() < deadline:  # the verification's QUIT
+        time.sleep(0.02)
+    smtp.mailbox.delay = 1.0
     visitor.submit("/auth/reset_password_request", email="susan@example.com")
     deadline = time.monotonic() + 5
     while smtp.mailbox.active == 0 and time.monotonic() < deadline:
@@ -275,5 +283,5 @@ def test_sigterm_stops_gunicorn_cleanly_after_the_email_in_hand(gunicorn, smtp):
     started = time.monotonic()
     assert gunicorn.stop(timeout=8) == 0, gunicorn.log()
     assert time.monotonic() - started < 5
-    assert len(smtp.messages) == 1
+    assert len(smtp.messages) == 2
     assert "Traceback" not in gunicorn.log()

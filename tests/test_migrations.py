@@ -93,3 +93,21 @@ def test_upgrade_stops_and_names_accounts_that_fold_together(bare_app, caplog):
         assert "username_key" not in {
             column["name"] for column in sa.inspect(connection).get_columns("user")
         }
+
+
+def test_accounts_that_exist_before_the_email_lifecycle_count_as_verified(bare_app):
+    with bare_app.app_context():
+        flask_migrate.upgrade(revision="0652ef8bf78a")
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    'INSERT INTO "user" (username, email, password_hash, session_token, '
+                    "last_seen) VALUES ('old', 'old@example.com', 'x', 't', CURRENT_TIMESTAMP)"
+                )
+            )
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            verified, created = connection.execute(
+                sa.text('SELECT email_verified_at, created_at FROM "user"')
+            ).one()
+    assert verified is not None and created is not None

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
 from conftest import PASSWORD, AuthActions
+from microblog import clock
 from microblog.auth.passwords import common_passwords, upgrade_hash, verify_password
 from microblog.auth.tokens import make_reset_token
 from microblog.config import Config
@@ -155,7 +156,14 @@ def stored_hash(app, username="susan"):
 def test_a_hash_with_weaker_parameters_is_upgraded_at_the_next_login(app, auth):
     with app.app_context():
         weak = generate_password_hash(PASSWORD, "pbkdf2:sha256:600")
-        db.session.add(User(username="susan", email="susan@example.com", password_hash=weak))
+        db.session.add(
+            User(
+                username="susan",
+                email="susan@example.com",
+                password_hash=weak,
+                email_verified_at=clock.utcnow(),
+            )
+        )
         db.session.commit()
 
     assert auth.login().headers["Location"] == "/index"
@@ -169,7 +177,7 @@ def test_a_hash_with_weaker_parameters_is_upgraded_at_the_next_login(app, auth):
 @pytest.mark.settings(PASSWORD_HASH_METHOD="scrypt")
 def test_a_method_named_without_parameters_does_not_rehash_every_login(app, auth):
     """ "scrypt" makes "scrypt:32768:8:1" hashes: the same method, nothing to upgrade."""
-    auth.register("susan")
+    auth.sign_up("susan")
     first = stored_hash(app)
     assert first.startswith("scrypt:32768:8:1$")
     assert auth.login().headers["Location"] == "/index"
@@ -192,7 +200,7 @@ def test_an_upgrade_never_writes_over_a_password_changed_meanwhile(app, make_use
 
 def test_a_password_typed_on_another_keyboard_still_matches(app, auth):
     """NFKC: full-width letters (an East Asian keyboard) are the same password."""
-    auth.register("susan", password=full_width("correct horse battery"))
+    auth.sign_up("susan", password=full_width("correct horse battery"))
     assert auth.login(password="correct horse battery").headers["Location"] == "/index"
     with app.app_context():
         assert verify_password(stored_hash(app), "correct horse battery")

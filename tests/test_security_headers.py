@@ -5,6 +5,7 @@ import re
 import pytest
 
 from conftest import PASSWORD, build_app, close_app
+from microblog import clock
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
 from microblog.main import routes as main_routes
@@ -138,7 +139,7 @@ def production_client(instance, database_url, smtp):
     """A client of an app with production settings (not debug, not testing) and Susan."""
     app = build_app(database_url, smtp, TESTING=False, SERVER_NAME="microblog.example")
     with app.app_context():
-        user = User(username="susan", email="susan@example.com")
+        user = User(username="susan", email="susan@example.com", email_verified_at=clock.utcnow())
         user.password_hash = hash_password(PASSWORD)
         db.session.add(user)
         db.session.commit()

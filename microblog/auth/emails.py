@@ -41,7 +41,7 @@ def compose_password_reset(message):
     if user is None:
         audit.info("password_reset.unknown_address email=%s", mask_email(address))
         return False
-    if count_recent_resets(user) >= current_app.config["RESET_EMAILS_PER_HOUR"]:
+    if count_recent_emails(user, RESET_TAG) >= current_app.config["RESET_EMAILS_PER_HOUR"]:
         audit.warning("password_reset.throttled user=%s", user.id)
         return False
     token = make_reset_token(user)
@@ -54,8 +54,8 @@ def compose_password_reset(message):
     return True
 
 
-def count_recent_resets(user):
-    """Reset emails this account was sent, or is about to be, in the past hour.
+def count_recent_emails(user, tag):
+    """Emails of this tag the account was sent, or is about to be, in the past hour.
 
     Writing the user's row first serialises concurrent composers for one
     account, across threads, processes and hosts, so the count holds.
@@ -66,13 +66,22 @@ def count_recent_resets(user):
         sa.select(sa.func.count())
         .select_from(OutboxMessage)
         .where(
-            OutboxMessage.tag == RESET_TAG,
+            OutboxMessage.tag == tag,
             OutboxMessage.user_id == user.id,
             OutboxMessage.kind == "email",
             OutboxMessage.state != DROPPED,
             OutboxMessage.created_at >= since,
         )
     )
+
+
+def write_email(message, recipient, subject, template, **context):
+    """Fill in a deferred message: one recipient, text and HTML parts from one template name."""
+    message.recipients = json.dumps([recipient])
+    message.subject = f"[Microblog] {subject}"
+    message.text_body = render_template(f"email/{template}.txt", **context)
+    message.html_body = render_template(f"email/{template}.html", **context)
+    return True
 
 
 def send_password_changed_notice(user):

@@ -1,6 +1,5 @@
 """Forms of the auth blueprint. Every one carries a CSRF token (Flask-WTF)."""
 
-import sqlalchemy as sa
 from email_validator import EmailNotValidError
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
@@ -8,9 +7,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from microblog.auth.emails import normalize_email
 from microblog.auth.passwords import policy_problem, verify_password
-from microblog.extensions import db
 from microblog.forms import username_taken
-from microblog.models import User
 from microblog.usernames import TAKEN_MESSAGE, username_validators
 
 
@@ -80,16 +77,46 @@ class RegistrationForm(NewPasswordForm):
         if username_taken(field.data):
             raise ValidationError(TAKEN_MESSAGE)
 
-    def validate_email(self, field):
-        """Reject a taken address (compared normalised, so case-blind)."""
-        taken = db.session.scalar(sa.select(User.id).where(User.email == field.data))
-        if taken is not None:
-            raise ValidationError("Please use a different email address.")
-
 
 class ResetPasswordRequestForm(FlaskForm):
     email = email_field()
     submit = SubmitField("Request password reset")
+
+
+class ResendVerificationForm(FlaskForm):
+    email = email_field()
+    submit = SubmitField("Send a new link")
+
+
+class PasswordConfirmedForm(FlaskForm):
+    """An action on the signed-in account that whoever holds the session must confirm."""
+
+    password = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def validate_password(self, field):
+        if not verify_password(self.user.password_hash, field.data):
+            raise ValidationError("This is not your current password.")
+
+
+class ChangeEmailForm(PasswordConfirmedForm):
+    email = email_field()
+    submit = SubmitField("Send a confirmation link")
+
+    def __init__(self, user, *args, **kwargs):
+        super().__init__(user, *args, **kwargs)
+        self.email.label.text = "New email address"
+
+    def validate_email(self, field):
+        if field.data == self.user.email:
+            raise ValidationError("This is already your address.")
+
+
+class DeleteAccountForm(PasswordConfirmedForm):
+    submit = SubmitField("Delete my account")
 
 
 class AccountPasswordForm(NewPasswordForm):

@@ -8,7 +8,7 @@ from microblog.auth.emails import RESET_TAG, send_password_changed_notice
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
 from microblog.mail.outbox import defer_email
-from microblog.models import User, new_session_token
+from microblog.models import User, mark_email_verified, new_session_token
 from microblog.redact import mask_email
 
 audit = logging.getLogger("microblog.audit")
@@ -52,5 +52,7 @@ def complete_password_reset(user, new_password):
     if not replace_password(user, new_password):
         audit.warning("password_reset.rejected reason=already_used user=%s", user.id)
         return False
+    mark_email_verified(user.id)  # the link proved the address, as a verification link does
+    db.session.commit()
     audit.info("password_reset.completed user=%s", user.id)
     return True

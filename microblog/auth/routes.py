@@ -19,21 +19,18 @@ from microblog.auth import throttle
 from microblog.auth.forms import (
     ChangePasswordForm,
     LoginForm,
-    RegistrationForm,
     ResetPasswordForm,
     ResetPasswordRequestForm,
 )
-from microblog.auth.passwords import hash_password
 from microblog.auth.recovery import (
     complete_password_reset,
     replace_password,
     request_password_reset,
 )
 from microblog.auth.sessions import current_record, no_store_when_signed_in, sign_in, sign_out
-from microblog.auth.signin import PAUSED, SIGNED_IN, authenticate
+from microblog.auth.signin import PAUSED, SIGNED_IN, UNVERIFIED, authenticate
 from microblog.auth.tokens import looks_like_token, user_for_reset_token
 from microblog.extensions import db, limiter
-from microblog.forms import commit_or_form_error
 from microblog.models import User
 from microblog.security import secret_page
 from microblog.urls import safe_next
@@ -71,6 +68,9 @@ def login():
     paused_until = None
     if form.validate_on_submit():
         outcome = authenticate(form.username.data, form.password.data, request.remote_addr)
+        if outcome.status == UNVERIFIED:  # the password was right: saying so leaks nothing
+            audit.info("login.unverified user=%s", outcome.user.id)
+            return render_template("auth/unverified.html", title="Verify your address")
         if outcome.status == SIGNED_IN:
             sign_in(outcome.user, remember=form.remember_me.data)
             audit.info("login.success user=%s", outcome.user.id)
@@ -95,26 +95,6 @@ def logout():
     sign_out()
     flash("You have been signed out.", "info")
     return redirect(url_for("auth.login"))
-
-
-@bp.route("/register", methods=["GET", "POST"])
-@config_limit("REGISTER_RATE_LIMIT")
-@redirect_signed_in
-def register():
-    """Create an account; duplicates are form errors, never half-written rows."""
-    form = RegistrationForm()
-    if form.validate_on_submit():
-        user = User(
-            username=form.username.data,
-            email=form.email.data,
-            password_hash=hash_password(form.password.data),
-        )
-        db.session.add(user)
-        if commit_or_form_error(form.username, "Please use a different username or email address."):
-            audit.info("register user=%s", user.id)
-            flash("Congratulations, you are now a registered user! Please sign in.", "success")
-            return redirect(url_for("auth.login"))
-    return render_template("auth/register.html", title="Register", form=form)
 
 
 @bp.route("/reset_password_request", methods=["GET", "POST"])

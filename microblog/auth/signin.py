@@ -2,8 +2,8 @@
 
 Every path does the same database work and one password-hash computation,
 known account or not, paused or not, so neither the answer nor its timing
-tells which usernames exist. (An "unverified" outcome fits in beside
-PAUSED: the check goes after the password check.)
+tells which usernames exist. UNVERIFIED is said only after the right
+password: it tells nothing to someone who does not know it.
 """
 
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ from microblog.extensions import db
 from microblog.models import User
 from microblog.usernames import skeleton
 
-SIGNED_IN, INVALID, PAUSED = "signed_in", "invalid", "paused"
+SIGNED_IN, INVALID, PAUSED, UNVERIFIED = "signed_in", "invalid", "paused", "unverified"
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def authenticate(identifier, password, address):
         not needs_rehash(user.password_hash) or upgrade_hash(user, password)
     ):
         throttle.record_success(key)
-        return Outcome(SIGNED_IN, user)
+        return Outcome(SIGNED_IN if user.email_verified else UNVERIFIED, user)
     if pause_started is not None:
         return Outcome(PAUSED, paused_until=pause_started)
     return Outcome(INVALID)

@@ -1,9 +1,10 @@
-"""Password-reset tokens: signed JWTs that die on first use, without a token table.
+"""Emailed link tokens: signed JWTs bound to one purpose and one state of the account.
 
-The token carries a fingerprint (an HMAC, never the hash itself) of the
-user's password hash and email address. Resetting or changing the password,
-or changing the email address, changes the fingerprint: every earlier token
-stops matching.
+A token carries a fingerprint (an HMAC, never the hash itself) of its
+purpose, the user's password hash and email address. Resetting or changing
+the password, or changing the email address, changes the fingerprint: every
+earlier token stops matching, without a token table. A token of one purpose
+(a verification link) is never accepted for another (a reset).
 """
 
 import hashlib
@@ -18,9 +19,18 @@ from microblog import clock
 from microblog.extensions import db
 from microblog.models import User
 
-PURPOSE = "reset_password"
+RESET = "reset_password"
+VERIFY_EMAIL = "verify_email"
+CHANGE_EMAIL = "change_email"
+# Purpose -> the setting that holds its lifetime in seconds.
+LIFETIMES = {
+    RESET: "RESET_TOKEN_EXPIRES_IN",
+    VERIFY_EMAIL: "VERIFY_TOKEN_EXPIRES_IN",
+    CHANGE_EMAIL: "VERIFY_TOKEN_EXPIRES_IN",
+}
+REQUIRED_CLAIMS = ["sub", "exp", "iat", "purpose", "fp"]
 ALGORITHM = "HS256"
-MAX_TOKEN_LENGTH = 1024  # real tokens are about 250 characters
+MAX_TOKEN_LENGTH = 1024  # real tokens are about 250 characters (300 with a new address)
 # Three base64url segments: anything else (non-ASCII, 8 KB, empty) is refused unread.
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # A user id as we write it: ASCII digits that fit a 64-bit integer column.
@@ -36,28 +46,32 @@ def looks_like_token(token):
     )
 
 
-def fingerprint(user):
+def fingerprint(user, purpose=RESET):
     """What a token must match: it changes with the password hash and the email address."""
     key = current_app.config["SECRET_KEY"].encode()
-    material = f"{PURPOSE}\0{user.password_hash}\0{user.email}".encode()
+    material = f"{purpose}\0{user.password_hash}\0{user.email}".encode()
     return hmac.new(key, material, hashlib.sha256).hexdigest()[:32]
 
 
-def make_reset_token(user):
-    """A signed link token for this user, valid until it expires or the password changes."""
+def make_token(user, purpose, **claims):
+    """A signed link token for this user and purpose; `claims` are signed along."""
     now = clock.utcnow()
-    claims = {
-        "sub": str(user.id),
-        "purpose": PURPOSE,
-        "iat": now,
-        "exp": now + timedelta(seconds=current_app.config["RESET_TOKEN_EXPIRES_IN"]),
-        "fp": fingerprint(user),
-    }
+    claims.update(
+        sub=str(user.id),
+        purpose=purpose,
+        iat=now,
+        exp=now + timedelta(seconds=current_app.config[LIFETIMES[purpose]]),
+        fp=fingerprint(user, purpose),
+    )
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
 
 
-def user_for_reset_token(token):
-    """The user this token may reset, or None for any token that is not a live reset token."""
+def read_token(token, purpose, *required):
+    """The claims of a well-formed, signed, unexpired token of this purpose, else None.
+
+    The fingerprint is not compared here (see `user_for_token`): a caller may
+    want to tell "already done" from "not valid".
+    """
     if not looks_like_token(token):
         return None
     try:
@@ -65,14 +79,35 @@ def user_for_reset_token(token):
             token,
             current_app.config["SECRET_KEY"],
             algorithms=[ALGORITHM],
-            options={"require": ["sub", "exp", "iat", "purpose", "fp"]},
+            options={"require": REQUIRED_CLAIMS + list(required)},
         )
     except jwt.InvalidTokenError:
         return None
     # str.isdigit() would let "²" through to int(): check the shape ourselves.
-    if claims["purpose"] != PURPOSE or not SUBJECT_SHAPE.fullmatch(str(claims["sub"])):
+    if claims["purpose"] != purpose or not SUBJECT_SHAPE.fullmatch(str(claims["sub"])):
         return None
+    return claims
+
+
+def user_for_claims(claims, purpose):
+    """The user the claims name, if the account is still as it was when they were signed."""
     user = db.session.get(User, int(claims["sub"]))
-    if user is None or not hmac.compare_digest(str(claims["fp"]), fingerprint(user)):
+    if user is None or not hmac.compare_digest(str(claims["fp"]), fingerprint(user, purpose)):
         return None
     return user
+
+
+def user_for_token(token, purpose):
+    """The user of a live token of this purpose, or None for anything else."""
+    claims = read_token(token, purpose)
+    return None if claims is None else user_for_claims(claims, purpose)
+
+
+def make_reset_token(user):
+    """A reset link token, valid until it expires or the password changes."""
+    return make_token(user, RESET)
+
+
+def user_for_reset_token(token):
+    """The user this token may reset, or None for any token that is not a live reset token."""
+    return user_for_token(token, RESET)

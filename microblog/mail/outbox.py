@@ -49,6 +49,8 @@ class OutboxMessage(db.Model):
     claim_token: so.Mapped[str | None] = so.mapped_column(sa.String(32))
     sent_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
     last_error: so.Mapped[str | None] = so.mapped_column(sa.String(500))
+    # What a composer needs that it cannot look up (the user row may be gone by then).
+    context: so.Mapped[dict | None] = so.mapped_column(sa.JSON)
 
     def __repr__(self):
         return f"<OutboxMessage {self.id} {self.kind} {self.state}>"
@@ -93,13 +95,15 @@ def send_email(subject, sender, recipients, text_body, html_body, *, tag=None, u
     )
 
 
-def defer_email(kind, recipient, *, tag=None):
+def defer_email(kind, recipient, *, tag=None, context=None):
     """Queue a message that the composer registered for `kind` writes in the worker.
 
     The request path then does the same work whatever the outcome (an
     unknown address, a throttled account): it writes one row.
     """
-    return _enqueue(new_message("", None, [recipient], "", None, kind=kind, tag=tag))
+    return _enqueue(
+        new_message("", None, [recipient], "", None, kind=kind, tag=tag, context=context)
+    )
 
 
 def _enqueue(message):

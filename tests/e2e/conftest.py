@@ -11,6 +11,7 @@ from flask import Flask
 from werkzeug.serving import make_server
 
 from conftest import PASSWORD, build_app, close_app
+from microblog import clock
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
 from microblog.models import Post, User
@@ -110,6 +111,7 @@ class LiveServer:
                 username=username,
                 email=f"{username}@example.com",
                 password_hash=hash_password(password),
+                email_verified_at=clock.utcnow(),
             )
             db.session.add(user)
             db.session.add_all(Post(body=body, author=user) for body in posts)

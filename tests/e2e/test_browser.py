@@ -12,7 +12,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from conftest import PASSWORD, reset_link
+from conftest import PASSWORD, email_link, last_email, reset_link
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect  # waits until true, or fails
@@ -72,7 +72,15 @@ def test_a_person_registers_posts_follows_and_recovers_their_password(
     page.get_by_label("Repeat password").fill(PASSWORD)
     page.get_by_role("button", name="Register").click()
     expect_page(page, live_server, "/auth/login", "Sign in")
+    expect_alerts(page, re.compile(r"^Almost there: we sent an email"))
 
+    sign_in(page, live_server, "susan", PASSWORD)  # before opening the link: refused
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Your email address is not verified yet"
+    )
+    page.goto(email_link(smtp.wait_for(1)[0], "verify_email"))
+    expect_page(page, live_server, "/auth/login", "Sign in")
+    expect_alerts(page, "Your email address is verified. You can sign in now.")
     sign_in(page, live_server, "susan", PASSWORD)
     expect_page(page, live_server, "/index", "Hi, susan!")
     page.get_by_label("Say something").fill("Hello from a real browser")
@@ -93,7 +101,7 @@ def test_a_person_registers_posts_follows_and_recovers_their_password(
     expect_page(page, live_server, "/auth/login", "Sign in")
     expect_alerts(page, "You have been signed out.")
 
-    link = forgot_password(page, live_server, smtp)
+    link = forgot_password(page, live_server, smtp, count=2)
     assert link.startswith(live_server.url("/auth/reset_password/"))
     page.goto(link)
     expect_page(page, live_server, "/auth/reset_password", "Choose a new password")
@@ -108,7 +116,7 @@ def test_a_person_registers_posts_follows_and_recovers_their_password(
     expect_alerts(page, "Invalid username or password.")
     sign_in(page, live_server, "susan", NEW_PASSWORD)
     expect_page(page, live_server, "/index", "Hi, susan!")
-    assert smtp.wait_for(2)[1]["Subject"] == "[Microblog] Your password was changed"
+    assert smtp.wait_for(3)[2]["Subject"] == "[Microblog] Your password was changed"
     assert browser_errors == []
 
 
@@ -174,4 +182,36 @@ def test_a_used_link_is_refused_even_in_a_tab_opened_before_its_use(
     assert response.status == 400
     expect_page(page, live_server, "/auth/reset_password", "This link is not valid")
     expect(page.get_by_text("has been used already")).to_be_visible()
+    assert browser_errors == []
+
+
+def test_a_person_changes_their_email_address_and_confirms_it_in_another_browser(
+    page, browser, live_server, smtp, browser_errors
+):
+    live_server.add_user("susan")
+    sign_in(page, live_server, "susan", PASSWORD)
+    page.goto(live_server.url("/user/susan"))
+    page.get_by_role("link", name="Change email").click()
+    expect_page(page, live_server, "/auth/change_email", "Change your email address")
+    page.get_by_label("New email address").fill("susan.new@example.com")
+    page.get_by_label("Current password").fill(PASSWORD)
+    page.get_by_role("button", name="Send a confirmation link").click()
+    expect_page(page, live_server, "/user/susan", "susan")
+    expect_alerts(page, re.compile(r"^We sent a link to the new address"))
+
+    smtp.wait_for(2)
+    notice = last_email(smtp, "A change of your email address was requested", "susan@example.com")
+    assert "s***@example.com" in notice.get_body(preferencelist=("plain",)).get_content()
+    link = email_link(last_email(smtp, "Confirm your new email address"), "confirm_email")
+
+    other = browser.new_context()  # a phone's mail app, say: not signed in
+    try:
+        tab = other.new_page()
+        tab.goto(link)
+        expect_page(tab, live_server, "/auth/login", "Sign in")
+        expect_alerts(tab, "Your email address is now susan.new@example.com.")
+        sign_in(tab, live_server, "susan.new@example.com", PASSWORD)
+        expect_page(tab, live_server, "/index", "Hi, susan!")
+    finally:
+        other.close()
     assert browser_errors == []

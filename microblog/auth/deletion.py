@@ -1,0 +1,91 @@
+"""Account deletion: the account and everything hanging on it go in one transaction.
+
+The goodbye email is composed in the mail worker like every other email, but
+from the outbox row's `context`: by then the user row is gone.
+"""
+
+import json
+import logging
+
+import sqlalchemy as sa
+from flask import flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from microblog.auth.emails import write_email
+from microblog.auth.forms import DeleteAccountForm
+from microblog.auth.routes import bp, config_limit
+from microblog.auth.sessions import SessionRecord, sign_out
+from microblog.auth.throttle import LoginThrottle
+from microblog.extensions import db
+from microblog.mail.delivery import composer
+from microblog.mail.outbox import SENT, OutboxMessage, defer_email
+from microblog.models import Post, User, followers
+
+audit = logging.getLogger("microblog.audit")
+
+GOODBYE = "account_deleted"
+
+
+def erase_account(user, *only_if):
+    """Delete the account's rows in the caller's transaction: nothing of it stays behind.
+
+    Mail about the account (composed rows carry its id) goes, and so does mail
+    still waiting for its address (deferred rows carry only the address), so
+    nothing queued before the deletion is sent after it. `only_if` are
+    conditions on the user row, checked as it is deleted: False when they no
+    longer hold, and the caller then rolls back.
+    """
+    user_id, address = user.id, user.email
+    db.session.execute(
+        sa.delete(followers).where(
+            sa.or_(followers.c.follower_id == user_id, followers.c.followed_id == user_id)
+        )
+    )
+    db.session.execute(sa.delete(Post).where(Post.user_id == user_id))
+    db.session.execute(
+        sa.delete(OutboxMessage).where(
+            sa.or_(
+                OutboxMessage.user_id == user_id,
+                sa.and_(
+                    OutboxMessage.recipients == json.dumps([address]),
+                    OutboxMessage.state != SENT,
+                ),
+            )
+        )
+    )
+    db.session.execute(sa.delete(SessionRecord).where(SessionRecord.user_id == user_id))
+    db.session.execute(sa.delete(LoginThrottle).where(LoginThrottle.user_id == user_id))
+    deleted = db.session.execute(sa.delete(User).where(User.id == user_id, *only_if))
+    return deleted.rowcount == 1
+
+
+def delete_account_and_say_goodbye(user):
+    """Erase the account and queue the goodbye, committed together."""
+    username, address, user_id = user.username, user.email, user.id
+    erase_account(user)
+    defer_email(GOODBYE, address, tag=GOODBYE, context={"username": username})
+    db.session.commit()
+    audit.info("account.deleted user=%s", user_id)
+
+
+@composer(GOODBYE)
+def compose_goodbye(message):
+    """The goodbye: everything it names comes from the row, the user is gone."""
+    username = (message.context or {}).get("username", "")
+    address = message.recipient_list[0]
+    return write_email(message, address, "Your account was deleted", GOODBYE, username=username)
+
+
+@bp.route("/delete_account", methods=["GET", "POST"])
+@login_required
+@config_limit("LOGIN_RATE_LIMIT")
+def delete_account():
+    """Delete your account for good, after typing your password."""
+    user = current_user._get_current_object()
+    form = DeleteAccountForm(user)
+    if form.validate_on_submit():
+        sign_out()  # this device first; every other session goes with the account
+        delete_account_and_say_goodbye(user)
+        flash("Your account and your posts have been deleted. Goodbye!", "info")
+        return redirect(url_for("main.index"))
+    return render_template("auth/delete_account.html", title="Delete account", form=form)

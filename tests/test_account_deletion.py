@@ -1,0 +1,113 @@
+"""Deleting an account: nothing of it stays behind, and the goodbye still arrives."""
+
+import sqlalchemy as sa
+
+from conftest import PASSWORD, AuthActions, flashes
+from microblog.auth.sessions import SessionRecord
+from microblog.auth.throttle import LoginThrottle
+from microblog.extensions import db
+from microblog.mail.outbox import OutboxMessage
+from microblog.models import Post, User, followers
+from smtp_server import html_of, text_of
+
+
+def rows_of(app, user_id, address):
+    """Every row that names the account: user row, posts, follows, sessions, throttle, mail."""
+    with app.app_context():
+        count = lambda query: db.session.scalar(sa.select(sa.func.count()).select_from(query))  # noqa: E731
+        return {
+            "user": count(sa.select(User).where(User.id == user_id).subquery()),
+            "posts": count(sa.select(Post).where(Post.user_id == user_id).subquery()),
+            "follows": count(
+                sa.select(followers)
+                .where(
+                    sa.or_(followers.c.follower_id == user_id, followers.c.followed_id == user_id)
+                )
+                .subquery()
+            ),
+            "sessions": count(
+                sa.select(SessionRecord).where(SessionRecord.user_id == user_id).subquery()
+            ),
+            "throttle": count(
+                sa.select(LoginThrottle).where(LoginThrottle.user_id == user_id).subquery()
+            ),
+            "mail": count(
+                sa.select(OutboxMessage)
+                .where(
+                    sa.or_(
+                        OutboxMessage.user_id == user_id, OutboxMessage.recipients.contains(address)
+                    )
+                )
+                .subquery()
+            ),
+        }
+
+
+def test_deletion_leaves_no_rows_behind_and_still_delivers_the_goodbye(
+    app, client, auth, make_user, deliver, smtp
+):
+    susan, bob = make_user("susan"), make_user("bob")
+    with app.app_context():
+        user, other = db.session.get(User, susan), db.session.get(User, bob)
+        user.follow(other)
+        other.follow(user)
+        db.session.add_all([Post(body="mine", author=user), Post(body="bob's", author=other)])
+        db.session.commit()
+    auth.request_reset("susan@example.com")
+    deliver()  # a sent email about her: its row names her
+    smtp.wait_for(1)
+    auth.request_reset("susan@example.com")  # unsent mail to her: must not go out afterwards
+    auth.login(password="a wrong guess, counted by the throttle")
+    AuthActions(app.test_client()).login()  # a second device: its session record goes too
+    auth.login()
+    assert rows_of(app, susan, "susan@example.com")["sessions"] == 2
+
+    page = client.get("/auth/delete_account")
+    assert page.status_code == 200 and 'name="password"' in page.text
+    response = client.post("/auth/delete_account", data={"password": PASSWORD})
+    assert response.headers["Location"] == "/index"
+    assert "Your account and your posts have been deleted" in flashes(client.get("/explore"))[0]
+
+    with app.app_context():
+        [goodbye] = db.session.scalars(sa.select(OutboxMessage)).all()
+        assert goodbye.user_id is None and goodbye.context == {"username": "susan"}
+    deliver()
+    messages = smtp.wait_for(2)
+    assert len(messages) == 2
+    message = messages[1]
+    assert message["Subject"] == "[Microblog] Your account was deleted"
+    assert message.envelope_recipients == ["susan@example.com"]
+    assert "Dear susan" in text_of(message) and "Dear susan" in html_of(message)
+
+    assert rows_of(app, susan, "susan@example.com") == {
+        "user": 0,
+        "posts": 0,
+        "follows": 0,
+        "sessions": 0,
+        "throttle": 0,
+        "mail": 1,  # the goodbye's row, sent, body erased
+    }
+    assert rows_of(app, bob, "bob@example.com")["posts"] == 1
+    assert client.get("/index").headers["Location"].startswith("/auth/login")
+    assert "Invalid username or password." in auth.login().text
+    assert auth.register("susan").headers["Location"] == "/auth/login"  # name and address free
+
+
+def test_a_wrong_password_deletes_nothing(app, client, auth, make_user, deliver, smtp):
+    susan = make_user("susan")
+    auth.login()
+    response = client.post("/auth/delete_account", data={"password": "not my password at all"})
+    assert response.status_code == 200
+    assert "This is not your current password." in response.text
+    assert rows_of(app, susan, "susan@example.com")["user"] == 1
+    assert deliver() == 0
+
+
+def test_deletion_needs_a_signed_in_user_and_a_post(client, auth, make_user):
+    assert client.get("/auth/delete_account").headers["Location"].startswith("/auth/login?next=")
+    make_user("susan")
+    auth.login()
+    assert (
+        client.get("/auth/delete_account", query_string={"password": PASSWORD}).status_code == 200
+    )
+    assert "Hi, susan!" in client.get("/index").text
