@@ -1,8 +1,29 @@
 """What the blueprints' forms share."""
 
+from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 
+from microblog.control_characters import contains_control_characters
 from microblog.extensions import db
+
+CONTROL_CHARACTER_ERROR = "Remove the control characters (such as NUL) from this field."
+
+
+class Form(FlaskForm):
+    """Every form of the app: a field with control characters is an error before any query.
+
+    Checked ahead of every validator, so that no validator (a uniqueness
+    check, a lookup) ever sends such a value to the database.
+    """
+
+    def validate(self, extra_validators=None):
+        tainted = [field for field in self if contains_control_characters(field.raw_data or ())]
+        if not tainted:
+            return super().validate(extra_validators)
+        for field in tainted:
+            field.errors = [CONTROL_CHARACTER_ERROR]
+        self._errors = None
+        return False
 
 
 def commit_or_form_error(field, message):

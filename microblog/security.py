@@ -2,7 +2,7 @@
 
 from functools import wraps
 
-from flask import make_response, request
+from flask import current_app, make_response, request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -19,13 +19,17 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 
 def add_security_headers(response):
-    """What every response carries: CSP, no framing, no sniffing, HSTS over HTTPS."""
+    """What every response carries: CSP, no framing, no sniffing; HSTS for an https site.
+
+    HSTS only when the public scheme is https (and the request came over it):
+    on a plain-HTTP site it would lock browsers out of the site.
+    """
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    if request.is_secure:
+    if request.is_secure and current_app.config["PREFERRED_URL_SCHEME"] == "https":
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     return response
 

@@ -19,7 +19,7 @@ def test_register_creates_the_account_and_sends_to_login(app, client, auth):
     assert "Congratulations" in flashes(client.get("/auth/login"))[0]
     user = stored_user(app, "susan")
     assert user.email == "susan@example.com"
-    assert user.password_hash != PASSWORD and user.password_hash.startswith("pbkdf2:")
+    assert user.password_hash != PASSWORD and user.password_hash.startswith("$argon2id$")
 
 
 @pytest.mark.parametrize(

@@ -50,11 +50,27 @@ def test_a_short_secret_key_is_refused_outside_debug_and_testing(instance):
     assert create_app(production(SECRET_KEY="short", DEBUG=True)).config["SECRET_KEY"] == "short"
 
 
-def test_session_cookies_are_secure_outside_debug(instance):
-    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY))
-    assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
-    debug = create_app(production(SECRET_KEY=TEST_SECRET_KEY, DEBUG=True))
-    assert not debug.config["SESSION_COOKIE_SECURE"]
+def test_cookies_are_secure_exactly_when_the_public_scheme_is_https(instance):
+    def secure(**settings):
+        config = create_app(production(SECRET_KEY=TEST_SECRET_KEY, **settings)).config
+        return config["SESSION_COOKIE_SECURE"], config["REMEMBER_COOKIE_SECURE"]
+
+    assert secure() == (False, False)
+    assert secure(PREFERRED_URL_SCHEME="https") == (True, True)
+    assert secure(PREFERRED_URL_SCHEME="https", DEBUG=True) == (True, True)
+    assert secure(SESSION_COOKIE_SECURE=True) == (True, False)  # an explicit setting wins
+    assert secure(PREFERRED_URL_SCHEME="https", REMEMBER_COOKIE_SECURE=False) == (True, False)
+
+
+def test_a_plain_http_deployment_starts_with_one_warning_line(instance, caplog):
+    create_app(production(SECRET_KEY=TEST_SECRET_KEY))
+    [warning] = [r for r in caplog.records if "plain HTTP" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    caplog.clear()
+    create_app(production(SECRET_KEY=TEST_SECRET_KEY, PREFERRED_URL_SCHEME="https"))
+    assert "plain HTTP" not in caplog.text
+    create_app(production(SECRET_KEY=TEST_SECRET_KEY, DEBUG=True))
+    assert "plain HTTP" not in caplog.text
 
 
 def test_production_logs_go_to_a_rotating_file_in_the_instance_folder(instance):

@@ -2,13 +2,13 @@
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp, ValidationError
 
 from microblog.auth.emails import normalize_email
 from microblog.auth.passwords import policy_problem, verify_password
 from microblog.extensions import db
+from microblog.forms import Form
 from microblog.models import User
 
 USERNAME_RULES = [
@@ -50,7 +50,7 @@ def username_taken(username):
     return db.session.scalar(sa.select(User.id).where(User.username == username)) is not None
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(Form):
     """A new password, typed twice, held to the password policy."""
 
     password = PasswordField("Password", validators=[DataRequired()])
@@ -69,7 +69,7 @@ class NewPasswordForm(FlaskForm):
             raise ValidationError(problem)
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     username = StringField("Username or email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     remember_me = BooleanField("Remember me")
@@ -96,7 +96,7 @@ class RegistrationForm(NewPasswordForm):
             raise ValidationError("Please use a different email address.")
 
 
-class ResetPasswordRequestForm(FlaskForm):
+class ResetPasswordRequestForm(Form):
     email = email_field()
     submit = SubmitField("Request password reset")
 

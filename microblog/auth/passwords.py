@@ -1,4 +1,4 @@
-"""One password policy (NIST SP 800-63B-4) and one way of hashing, for every form.
+"""One password policy (NIST SP 800-63B-4) and one way of hashing (Argon2id), for every form.
 
 Length is the only rule: at least PASSWORD_MIN_LENGTH characters, up to
 PASSWORD_MAX_LENGTH, any Unicode, no composition rules; plus a refusal of
@@ -7,13 +7,18 @@ common passwords, shipped with Django, shipped here), compared case-blind.
 """
 
 import gzip
+import threading
 import unicodedata
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 
 import sqlalchemy as sa
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.security import check_password_hash
 
 from microblog.extensions import db
 from microblog.models import User
@@ -52,24 +57,93 @@ def policy_problem(password, *personal):
     return None
 
 
+class HashingBusy(ServiceUnavailable):
+    """Every hashing slot of this process stayed taken: come back in a moment (a 503)."""
+
+    def __init__(self):
+        super().__init__(
+            "Too many sign-ins are being checked right now. Try again in a few seconds.",
+            retry_after=HASHING_RETRY_AFTER,
+        )
+
+
+HASHING_RETRY_AFTER = 5  # seconds, in the 503's Retry-After header
+_slots_lock = threading.Lock()
+
+
+def _hashing_slots(app):
+    """The per-process bound on hashes computed at once (one semaphore per app)."""
+    slots = app.extensions.get("password_hashing_slots")
+    if slots is None:
+        with _slots_lock:
+            slots = app.extensions.setdefault(
+                "password_hashing_slots",
+                threading.BoundedSemaphore(app.config["PASSWORD_HASH_CONCURRENCY"]),
+            )
+    return slots
+
+
+@contextmanager
+def hashing_slot():
+    """Hold one of the process's hashing slots, or raise HashingBusy after a short wait.
+
+    Each hash costs ~19 MiB and a core for tens of milliseconds: unbounded,
+    a flood of sign-ins (even for unknown names) would take every core and
+    thread. The wait is short because a waiting request holds a server thread.
+    """
+    app = current_app._get_current_object()
+    slots = _hashing_slots(app)
+    if not slots.acquire(timeout=app.config["PASSWORD_HASH_WAIT"]):
+        raise HashingBusy()
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def hasher():
+    """Argon2id with the configured parameters."""
+    config = current_app.config
+    return _hasher(
+        config["PASSWORD_ARGON2_TIME_COST"],
+        config["PASSWORD_ARGON2_MEMORY_KIB"],
+        config["PASSWORD_ARGON2_PARALLELISM"],
+    )
+
+
+@cache
+def _hasher(time_cost, memory_cost, parallelism):
+    return PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
+    )
+
+
 def hash_password(password):
-    """A salted hash with the configured method and parameters."""
-    return generate_password_hash(normalize(password), current_app.config["PASSWORD_HASH_METHOD"])
+    """A salted Argon2id hash with the configured parameters."""
+    with hashing_slot():
+        return hasher().hash(normalize(password))
 
 
 def verify_password(password_hash, password):
-    """True when the password matches the hash, whatever parameters made the hash."""
-    return check_password_hash(password_hash, normalize(password))
+    """True when the password matches: Argon2 hashes, and werkzeug's older scrypt/pbkdf2."""
+    password = normalize(password)
+    with hashing_slot():
+        if not password_hash.startswith("$argon2"):
+            return check_password_hash(password_hash, password)
+        try:
+            return hasher().verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
 
 def needs_rehash(password_hash):
-    """True when the hash was made with other parameters than the configured ones.
-
-    Compared with a hash made now, not with the setting's text: "scrypt" and
-    "scrypt:32768:8:1" are the same method, and must not rehash every login.
-    """
-    method = current_app.config["PASSWORD_HASH_METHOD"]
-    return password_hash.split("$", 1)[0] != _dummy_hash(method).split("$", 1)[0]
+    """True for werkzeug's hashes and for Argon2 hashes made with other parameters."""
+    if not password_hash.startswith("$argon2"):
+        return True
+    try:
+        return hasher().check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
 
 
 def upgrade_hash(user, password):
@@ -88,12 +162,21 @@ def upgrade_hash(user, password):
     return result.rowcount == 1
 
 
+def dummy_hash():
+    """A hash made with the configured parameters, of no one's password."""
+    config = current_app.config
+    return _dummy_hash(
+        config["PASSWORD_ARGON2_TIME_COST"],
+        config["PASSWORD_ARGON2_MEMORY_KIB"],
+        config["PASSWORD_ARGON2_PARALLELISM"],
+    )
+
+
 @cache
-def _dummy_hash(method):
-    return generate_password_hash("not a password", method)
+def _dummy_hash(*parameters):
+    return _hasher(*parameters).hash("not a password")
 
 
 def burn_verification_time(password):
     """Spend the time of a real check, so that a login for an unknown user takes as long."""
-    method = current_app.config["PASSWORD_HASH_METHOD"]
-    check_password_hash(_dummy_hash(method), normalize(password))
+    verify_password(dummy_hash(), password)

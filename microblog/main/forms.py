@@ -1,21 +1,21 @@
 """Forms of the main blueprint."""
 
 import sqlalchemy as sa
-from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from microblog.auth.forms import USERNAME_RULES
 from microblog.extensions import db
+from microblog.forms import Form
 from microblog.models import User
 
 
-class PostForm(FlaskForm):
+class PostForm(Form):
     post = TextAreaField("Say something", validators=[DataRequired(), Length(min=1, max=140)])
     submit = SubmitField("Submit")
 
 
-class EditProfileForm(FlaskForm):
+class EditProfileForm(Form):
     username = StringField("Username", validators=USERNAME_RULES)
     about_me = TextAreaField("About me", validators=[Length(max=140)])
     submit = SubmitField("Submit")
@@ -32,7 +32,7 @@ class EditProfileForm(FlaskForm):
                 raise ValidationError("Please use a different username.")
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(Form):
     """A button that posts: follow and unfollow need nothing but the CSRF token."""
 
     submit = SubmitField("Submit")
