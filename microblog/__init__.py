@@ -18,7 +18,7 @@ from microblog import mail as outbox
 from microblog.config import Config
 from microblog.control_characters import refuse_in_url
 from microblog.extensions import bootstrap, csrf, db, limiter, login, mail, migrate
-from microblog.security import add_security_headers, untrusted_host
+from microblog.security import add_security_headers, refuse_oversized_body, untrusted_host
 from microblog.urls import public_host
 
 MIN_SECRET_KEY_BYTES = 32
@@ -45,6 +45,7 @@ def create_app(config_class=Config):
     warn_if_plain_http(app)
     register_extensions(app)
     register_blueprints(app)
+    app.before_request(refuse_oversized_body)
     app.before_request(refuse_in_url)
     app.after_request(add_security_headers)
     app.register_error_handler(SecurityError, untrusted_host)

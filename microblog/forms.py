@@ -1,7 +1,9 @@
 """What the blueprints' forms share."""
 
+from flask import request
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import CombinedMultiDict
 
 from microblog.control_characters import contains_control_characters
 from microblog.extensions import db
@@ -15,6 +17,12 @@ class Form(FlaskForm):
     Checked ahead of every validator, so that no validator (a uniqueness
     check, a lookup) ever sends such a value to the database.
     """
+
+    class Meta(FlaskForm.Meta):
+        def wrap_formdata(self, form, formdata):
+            """Fields only: no form here takes a file, and a file in a text field breaks it."""
+            data = super().wrap_formdata(form, formdata)
+            return request.form if isinstance(data, CombinedMultiDict) else data
 
     def validate(self, extra_validators=None):
         tainted = [field for field in self if contains_control_characters(field.raw_data or ())]

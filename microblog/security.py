@@ -2,7 +2,7 @@
 
 from functools import wraps
 
-from flask import current_app, make_response, request
+from flask import abort, current_app, make_response, request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -16,6 +16,17 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+
+
+def refuse_oversized_body():
+    """A before_request hook: a declared body over MAX_CONTENT_LENGTH is a 413 before any view.
+
+    Werkzeug refuses it only when the form is read; a view that never reads
+    it (a redirect) would otherwise answer, leaving the server to drain it.
+    """
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if limit is not None and (request.content_length or 0) > limit:
+        abort(413)
 
 
 def add_security_headers(response):
