@@ -8,6 +8,7 @@ import pytest
 from conftest import TEST_SECRET_KEY, test_config
 from microblog import create_app
 from microblog.config import Config, database_url
+from microblog.extensions import db
 
 
 def production(**overrides):
@@ -87,6 +88,23 @@ def test_log_to_stdout_replaces_the_file(instance, capsys):
     assert "to stdout" in capsys.readouterr().out
     assert not (instance / "logs").exists()
     assert logging.getLogger("microblog").handlers == app.logger.handlers
+
+
+def test_under_gunicorn_logs_go_to_stdout_whatever_log_to_stdout_says(
+    instance, capsys, monkeypatch
+):
+    """Each gunicorn worker would rotate a shared file on its own: stdout is one stream."""
+    monkeypatch.setenv("SERVER_SOFTWARE", "gunicorn/23.0.0")
+    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY, LOG_TO_STDOUT=False))
+    app.logger.warning("from a gunicorn worker")
+    assert "from a gunicorn worker" in capsys.readouterr().out
+    assert not (instance / "logs").exists()
+
+
+def test_engines_hide_sql_parameters(instance):
+    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY))
+    with app.app_context():
+        assert db.engine.hide_parameters
 
 
 @pytest.mark.parametrize(
