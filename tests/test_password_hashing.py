@@ -1,5 +1,6 @@
 """Passwords hashed with Argon2id, older hashes upgraded, and a bound on hashes at once."""
 
+import os
 import threading
 
 import pytest
@@ -201,3 +202,37 @@ def test_a_malformed_stored_hash_is_a_failed_login_not_an_error(app, auth):
     assert auth.login().headers.get("Location") is None
     with app.app_context():
         assert verify_password("$argon2id$v=19$garbage", PASSWORD) is False
+
+
+@pytest.mark.settings(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_QUEUE=1, PASSWORD_HASH_WAIT=5)
+def test_beyond_the_waiting_room_a_sign_in_is_refused_without_waiting(app, monkeypatch):
+    """A waiting request holds a server thread: only PASSWORD_HASH_QUEUE may wait."""
+    with app.app_context():
+        slots = passwords._hashing_slots(app)
+    assert slots.acquire(timeout=1)  # one request is hashing
+    slots.waiting = 1  # and one is waiting for its turn
+    waits = []
+    real_acquire = slots.semaphore.acquire
+
+    def acquire(blocking=True, timeout=None):
+        waits.append((blocking, timeout))
+        return real_acquire(blocking, timeout)
+
+    monkeypatch.setattr(slots.semaphore, "acquire", acquire)
+    try:
+        with app.app_context(), pytest.raises(HashingBusy):
+            hash_password("a third one")
+    finally:
+        slots.waiting = 0
+        slots.release()
+    assert waits == [(False, None)]  # tried once without blocking, then refused
+
+
+@pytest.mark.settings(PASSWORD_HASH_NICE=10)
+def test_hashes_run_at_a_lower_cpu_priority_than_pages(app):
+    def priority():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    with app.app_context():
+        assert passwords.bounded(priority) >= 10
+    assert priority() < 10  # the request's own thread is untouched

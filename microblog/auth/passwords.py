@@ -7,9 +7,11 @@ common passwords, shipped with Django, shipped here), compared case-blind.
 """
 
 import gzip
+import os
 import threading
 import unicodedata
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from functools import cache
 from importlib import resources
 
@@ -71,34 +73,85 @@ HASHING_RETRY_AFTER = 5  # seconds, in the 503's Retry-After header
 _slots_lock = threading.Lock()
 
 
+class HashingSlots:
+    """The per-process bound: `size` hashes at once, at most `queue` requests waiting.
+
+    The hashes run in `size` threads of their own at a lower CPU priority
+    (PASSWORD_HASH_NICE): when sign-ins and page views compete for a core,
+    the scheduler serves the pages first.
+    """
+
+    def __init__(self, size, queue, nice):
+        self.semaphore = threading.BoundedSemaphore(size)
+        self.queue = queue
+        self.waiting = 0
+        self.lock = threading.Lock()
+        self.threads = ThreadPoolExecutor(
+            size,
+            thread_name_prefix="password-hashing",
+            initializer=lower_priority,
+            initargs=(nice,),
+        )
+
+    def acquire(self, timeout):
+        """True once a slot is held; False at once when the queue is full, or after `timeout`."""
+        if self.semaphore.acquire(blocking=False):
+            return True
+        with self.lock:
+            if self.waiting >= self.queue:
+                return False
+            self.waiting += 1
+        try:
+            return self.semaphore.acquire(timeout=timeout)
+        finally:
+            with self.lock:
+                self.waiting -= 1
+
+    def run(self, function, *args, timeout):
+        """function(*args) in a hashing thread, once a slot is free; HashingBusy if none is."""
+        if not self.acquire(timeout):
+            raise HashingBusy()
+        try:
+            return self.threads.submit(function, *args).result()
+        finally:
+            self.release()
+
+    def release(self):
+        self.semaphore.release()
+
+
+def lower_priority(nice):
+    """Lower this thread's CPU priority (Linux: setpriority on a thread id affects that thread)."""
+    with suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 def _hashing_slots(app):
-    """The per-process bound on hashes computed at once (one semaphore per app)."""
+    """The app's hashing slots in this process (created on first use, after any fork)."""
     slots = app.extensions.get("password_hashing_slots")
     if slots is None:
         with _slots_lock:
-            slots = app.extensions.setdefault(
-                "password_hashing_slots",
-                threading.BoundedSemaphore(app.config["PASSWORD_HASH_CONCURRENCY"]),
-            )
+            slots = app.extensions.get("password_hashing_slots")
+            if slots is None:
+                config = app.config
+                slots = app.extensions["password_hashing_slots"] = HashingSlots(
+                    config["PASSWORD_HASH_CONCURRENCY"],
+                    config["PASSWORD_HASH_QUEUE"],
+                    config["PASSWORD_HASH_NICE"],
+                )
     return slots
 
 
-@contextmanager
-def hashing_slot():
-    """Hold one of the process's hashing slots, or raise HashingBusy after a short wait.
+def bounded(function, *args):
+    """Run one hash within the process's bound, or raise HashingBusy (a 503).
 
     Each hash costs ~19 MiB and a core for tens of milliseconds: unbounded,
     a flood of sign-ins (even for unknown names) would take every core and
-    thread. The wait is short because a waiting request holds a server thread.
+    thread. A waiting request holds a server thread, so few may wait, and
+    briefly; the rest are told at once to come back.
     """
     app = current_app._get_current_object()
-    slots = _hashing_slots(app)
-    if not slots.acquire(timeout=app.config["PASSWORD_HASH_WAIT"]):
-        raise HashingBusy()
-    try:
-        yield
-    finally:
-        slots.release()
+    return _hashing_slots(app).run(function, *args, timeout=app.config["PASSWORD_HASH_WAIT"])
 
 
 def hasher():
@@ -120,20 +173,21 @@ def _hasher(time_cost, memory_cost, parallelism):
 
 def hash_password(password):
     """A salted Argon2id hash with the configured parameters."""
-    with hashing_slot():
-        return hasher().hash(normalize(password))
+    return bounded(hasher().hash, normalize(password))
 
 
 def verify_password(password_hash, password):
     """True when the password matches: Argon2 hashes, and werkzeug's older scrypt/pbkdf2."""
-    password = normalize(password)
-    with hashing_slot():
-        if not password_hash.startswith("$argon2"):
-            return check_password_hash(password_hash, password)
-        try:
-            return hasher().verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+    if not password_hash.startswith("$argon2"):
+        return bounded(check_password_hash, password_hash, normalize(password))
+    return bounded(_verify_argon2, hasher(), password_hash, normalize(password))
+
+
+def _verify_argon2(argon2, password_hash, password):
+    try:
+        return argon2.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def needs_rehash(password_hash):
