@@ -31,20 +31,16 @@ def deployed(tmp_path, database_url, smtp):
 
 
 @pytest.fixture
-def tab():
-    """A Chromium of its own, resolving microblog.test to loopback."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def tab(browser):
+    """A Chromium of its own (launched by the session's Playwright), resolving microblog.test."""
     rules = f"--host-resolver-rules=MAP {HOST} 127.0.0.1"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules], headless=True
-        )
-        context = browser.new_context(viewport=VIEWPORT)
-        context.set_default_timeout(10_000)
-        yield context.new_page()
-        browser.close()
+    chromium = browser.browser_type.launch(
+        executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, rules], headless=True
+    )
+    context = chromium.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    chromium.close()
 
 
 def test_a_person_uses_a_plain_http_deployment_under_its_own_host_name(deployed, tab, smtp):
