@@ -16,8 +16,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from microblog import mail as outbox
 from microblog.config import Config
-from microblog.control_characters import refuse_in_url
 from microblog.extensions import bootstrap, csrf, db, limiter, login, mail, migrate
+from microblog.hostile_input import BoundedInt, refuse_in_url
 from microblog.security import add_security_headers, refuse_oversized_body, untrusted_host
 from microblog.urls import public_host
 
@@ -44,6 +44,7 @@ def create_app(config_class=Config):
     configure_logging(app)
     warn_if_plain_http(app)
     register_extensions(app)
+    app.url_map.converters["int"] = BoundedInt  # before any route is added
     register_blueprints(app)
     app.before_request(refuse_oversized_body)
     app.before_request(refuse_in_url)

@@ -5,8 +5,8 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import CombinedMultiDict
 
-from microblog.control_characters import contains_control_characters
 from microblog.extensions import db
+from microblog.hostile_input import contains_control_characters
 
 CONTROL_CHARACTER_ERROR = "Remove the control characters (such as NUL) from this field."
 

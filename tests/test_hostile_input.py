@@ -189,6 +189,13 @@ def test_an_impossible_page_number_is_a_404(client, make_user, page):
     assert client.get(f"/user/susan?page={page}").status_code == 404
 
 
+def test_an_int_path_segment_past_64_bits_is_a_404(app, client):
+    """For routes like /post/<int:id>: SQLite cannot take such a number as a parameter."""
+    app.add_url_rule("/number/<int:number>", view_func=lambda number: str(number))
+    assert client.get("/number/9223372036854775807").text == "9223372036854775807"
+    assert client.get("/number/9223372036854775808").status_code == 404
+
+
 def test_a_control_character_in_a_form_field_is_a_form_error(client, make_user):
     sign_in(client, make_user)
     response = client.post("/index", data={"post": "hello\x00world"})
