@@ -86,12 +86,7 @@ class HashingSlots:
         self.queue = queue
         self.waiting = 0
         self.lock = threading.Lock()
-        self.threads = ThreadPoolExecutor(
-            size,
-            thread_name_prefix="password-hashing",
-            initializer=lower_priority,
-            initargs=(nice,),
-        )
+        self.threads = _hashing_threads(os.getpid(), size, nice)
 
     def acquire(self, timeout):
         """True once a slot is held; False at once when the queue is full, or after `timeout`."""
@@ -118,6 +113,14 @@ class HashingSlots:
 
     def release(self):
         self.semaphore.release()
+
+
+@cache
+def _hashing_threads(pid, size, nice):
+    """One pool per process and setting, shared by the apps of a test run (pid: not a parent's)."""
+    return ThreadPoolExecutor(
+        size, thread_name_prefix="password-hashing", initializer=lower_priority, initargs=(nice,)
+    )
 
 
 def lower_priority(nice):
