@@ -17,7 +17,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from microblog import mail as outbox
 from microblog.config import Config
 from microblog.extensions import bootstrap, csrf, db, limiter, login, mail, migrate
-from microblog.security import add_security_headers, untrusted_host
+from microblog.hostile_input import BoundedInt, refuse_in_url
+from microblog.security import add_security_headers, refuse_oversized_body, untrusted_host
 from microblog.urls import public_host
 
 MIN_SECRET_KEY_BYTES = 32
@@ -41,8 +42,12 @@ def create_app(config_class=Config):
     app = Microblog(__name__, instance_relative_config=True)
     configure(app, config_class)
     configure_logging(app)
+    warn_if_plain_http(app)
     register_extensions(app)
+    app.url_map.converters["int"] = BoundedInt  # before any route is added
     register_blueprints(app)
+    app.before_request(refuse_oversized_body)
+    app.before_request(refuse_in_url)
     app.after_request(add_security_headers)
     app.register_error_handler(SecurityError, untrusted_host)
     return app
@@ -62,15 +67,20 @@ def configure(app, config_class):
     config = app.config
     if not config.get("SQLALCHEMY_DATABASE_URI"):
         config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'microblog.db'}"
+    # A copy: the caller's mapping (a test's, a class attribute) stays as it was.
+    options = config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(
+        config.get("SQLALCHEMY_ENGINE_OPTIONS") or {}
+    )
+    # SQL parameters (usernames, addresses, tokens) never reach a log line or an error report.
+    options.setdefault("hide_parameters", True)
     if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # /healthz and requests fail in seconds, not after the OS connect timeout.
-        options = config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
         options.setdefault("pool_pre_ping", True)
-        options.setdefault("connect_args", {}).setdefault("connect_timeout", 5)
-    relaxed = app.debug or app.testing
+        options["connect_args"] = {"connect_timeout": 5, **options.get("connect_args", {})}
     for key in ("SESSION_COOKIE_SECURE", "REMEMBER_COOKIE_SECURE"):
-        if config.get(key) is None:
-            config[key] = not relaxed
+        if config.get(key) is None:  # a browser sends Secure cookies back over https only
+            config[key] = config["PREFERRED_URL_SCHEME"] == "https"
+    relaxed = app.debug or app.testing
     ensure_secret_key(app)
     if not relaxed:
         check_deployable(app)
@@ -129,8 +139,31 @@ def check_deployable(app):
         )
 
 
+def warn_if_plain_http(app):
+    """One line at startup: a plain-HTTP deployment works, but its cookies travel in clear."""
+    if app.debug or app.testing or not is_serving():
+        return
+    if app.config["PREFERRED_URL_SCHEME"] != "https":
+        app.logger.warning(
+            "Serving over plain HTTP (PREFERRED_URL_SCHEME=%s): session and remember-me "
+            "cookies are not Secure and no HSTS is sent. In production, serve over https "
+            "and set PREFERRED_URL_SCHEME=https.",
+            app.config["PREFERRED_URL_SCHEME"],
+        )
+
+
+def under_gunicorn():
+    """gunicorn's arbiter names itself in the environment its workers inherit."""
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn")
+
+
 def configure_logging(app):
-    """INFO and up: to stdout or a rotating file under instance/logs/ in production."""
+    """INFO and up: to stdout, or a rotating file under instance/logs/ for a single process.
+
+    Under gunicorn always stdout: each worker would rotate a shared file on
+    its own (one goes on writing into the renamed file), while lines written
+    to the inherited stdout arrive whole, in one stream the process manager keeps.
+    """
     app.logger.setLevel(logging.INFO)
     for handler in list(app.logger.handlers):
         if getattr(handler, "microblog", False):  # left by an earlier app in this process
@@ -138,7 +171,7 @@ def configure_logging(app):
             handler.close()
     if app.debug or app.testing:
         return  # Flask's default handler prints to stderr
-    if app.config["LOG_TO_STDOUT"]:
+    if app.config["LOG_TO_STDOUT"] or under_gunicorn():
         handler = logging.StreamHandler(sys.stdout)
     else:
         logs = Path(app.instance_path) / "logs"

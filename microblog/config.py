@@ -90,8 +90,18 @@ class Config:
     # zxcvbn score (0-4) a new password must reach; 3 is about 10^8 guesses (auth.strength).
     PASSWORD_MIN_STRENGTH = env_int("PASSWORD_MIN_STRENGTH", 3)
     PASSWORD_MAX_LENGTH = env_int("PASSWORD_MAX_LENGTH", 256)
-    # OWASP: scrypt N=2**17, r=8, p=1. Older hashes are upgraded at the next login.
-    PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt:131072:8:1")
+    # Argon2id with OWASP's parameters: 19 MiB, 2 passes, 1 lane. Hashes made
+    # with other parameters (or werkzeug's scrypt/pbkdf2) are upgraded at the next login.
+    PASSWORD_ARGON2_MEMORY_KIB = env_int("PASSWORD_ARGON2_MEMORY_KIB", 19456)
+    PASSWORD_ARGON2_TIME_COST = env_int("PASSWORD_ARGON2_TIME_COST", 2)
+    PASSWORD_ARGON2_PARALLELISM = env_int("PASSWORD_ARGON2_PARALLELISM", 1)
+    # Hashes computed at once per process; how many sign-ins may wait for a turn
+    # (each holds a server thread), and how long (seconds) before they get a 503.
+    PASSWORD_HASH_CONCURRENCY = env_int("PASSWORD_HASH_CONCURRENCY", 1)
+    PASSWORD_HASH_QUEUE = env_int("PASSWORD_HASH_QUEUE", 1)
+    PASSWORD_HASH_WAIT = float(os.environ.get("PASSWORD_HASH_WAIT", 0.25))
+    # The hashing threads' nice value: page views go first when both want a core.
+    PASSWORD_HASH_NICE = env_int("PASSWORD_HASH_NICE", 10)
 
     # Per-client-IP limits (Flask-Limiter). The per-account reset limit is separate.
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
@@ -123,9 +133,21 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
-    # None: Secure outside debug. Set false only to test over plain HTTP.
+    # None: Secure exactly when PREFERRED_URL_SCHEME is https (create_app decides).
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", None)
+    REMEMBER_COOKIE_SECURE = env_bool("REMEMBER_COOKIE_SECURE", None)
     BOOTSTRAP_SERVE_LOCAL = True
 
-    # Logging: stdout (containers) or a rotating file under instance/logs/.
+    # Request bodies: the largest accepted (413 beyond), the largest form field
+    # held in memory, and the most fields or parts one form may have.
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 1024 * 1024)
+    MAX_FORM_MEMORY_SIZE = env_int("MAX_FORM_MEMORY_SIZE", 64 * 1024)
+    MAX_FORM_PARTS = env_int("MAX_FORM_PARTS", 100)
+
+    # Logging: stdout (containers, and always under gunicorn, whose workers
+    # would rotate one file each) or a rotating file under instance/logs/.
     LOG_TO_STDOUT = env_bool("LOG_TO_STDOUT")
+    # Error reports to ADMINS: one per (route, exception type) per window, the
+    # repeats counted into the next one; at most ERROR_REPORTS_PER_HOUR in all.
+    ERROR_REPORT_WINDOW = env_int("ERROR_REPORT_WINDOW", 600)
+    ERROR_REPORTS_PER_HOUR = env_int("ERROR_REPORTS_PER_HOUR", 20)

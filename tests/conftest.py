@@ -90,7 +90,9 @@ def test_config(database_url, smtp, **overrides):
         "SERVER_NAME": "localhost",
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
-        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",  # fast; the default is tested on its own
+        # Argon2id, fast; the default parameters are tested on their own.
+        "PASSWORD_ARGON2_MEMORY_KIB": 256,
+        "PASSWORD_ARGON2_TIME_COST": 1,
         "MAIL_SERVER": smtp.host,
         "MAIL_PORT": smtp.port,
         "MAIL_DEFAULT_SENDER": "Microblog <no-reply@example.com>",
@@ -156,6 +158,27 @@ def delivering(app):
 def deliver(app):
     """Run the mail worker's loop once, synchronously: what the threads would do."""
     return delivering(app)
+
+
+@pytest.fixture
+def hasher_calls(monkeypatch):
+    """Every Argon2 hash or verification computed during the test: ("hash"|"verify", hash)."""
+    from argon2 import PasswordHasher
+
+    calls = []
+
+    def counting(name):
+        real = getattr(PasswordHasher, name)
+
+        def wrapper(self, *args, **kwargs):
+            calls.append((name, args[0] if name == "verify" else None))
+            return real(self, *args, **kwargs)
+
+        return wrapper
+
+    for name in ("hash", "verify"):
+        monkeypatch.setattr(PasswordHasher, name, counting(name))
+    return calls
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def test_register_creates_an_unverified_account_and_sends_to_login(app, client, 
     user = stored_user(app, "susan")
     assert user.email == "susan@example.com"
     assert user.email_verified_at is None
-    assert user.password_hash != PASSWORD and user.password_hash.startswith("pbkdf2:")
+    assert user.password_hash != PASSWORD and user.password_hash.startswith("$argon2id$")
 
 
 @pytest.mark.parametrize(

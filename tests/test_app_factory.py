@@ -8,6 +8,7 @@ import pytest
 from conftest import TEST_SECRET_KEY, test_config
 from microblog import create_app
 from microblog.config import Config, database_url
+from microblog.extensions import db
 
 
 def production(**overrides):
@@ -50,11 +51,27 @@ def test_a_short_secret_key_is_refused_outside_debug_and_testing(instance):
     assert create_app(production(SECRET_KEY="short", DEBUG=True)).config["SECRET_KEY"] == "short"
 
 
-def test_session_cookies_are_secure_outside_debug(instance):
-    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY))
-    assert app.config["SESSION_COOKIE_SECURE"] and app.config["REMEMBER_COOKIE_SECURE"]
-    debug = create_app(production(SECRET_KEY=TEST_SECRET_KEY, DEBUG=True))
-    assert not debug.config["SESSION_COOKIE_SECURE"]
+def test_cookies_are_secure_exactly_when_the_public_scheme_is_https(instance):
+    def secure(**settings):
+        config = create_app(production(SECRET_KEY=TEST_SECRET_KEY, **settings)).config
+        return config["SESSION_COOKIE_SECURE"], config["REMEMBER_COOKIE_SECURE"]
+
+    assert secure() == (False, False)
+    assert secure(PREFERRED_URL_SCHEME="https") == (True, True)
+    assert secure(PREFERRED_URL_SCHEME="https", DEBUG=True) == (True, True)
+    assert secure(SESSION_COOKIE_SECURE=True) == (True, False)  # an explicit setting wins
+    assert secure(PREFERRED_URL_SCHEME="https", REMEMBER_COOKIE_SECURE=False) == (True, False)
+
+
+def test_a_plain_http_deployment_starts_with_one_warning_line(instance, caplog):
+    create_app(production(SECRET_KEY=TEST_SECRET_KEY))
+    [warning] = [r for r in caplog.records if "plain HTTP" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    caplog.clear()
+    create_app(production(SECRET_KEY=TEST_SECRET_KEY, PREFERRED_URL_SCHEME="https"))
+    assert "plain HTTP" not in caplog.text
+    create_app(production(SECRET_KEY=TEST_SECRET_KEY, DEBUG=True))
+    assert "plain HTTP" not in caplog.text
 
 
 def test_production_logs_go_to_a_rotating_file_in_the_instance_folder(instance):
@@ -71,6 +88,23 @@ def test_log_to_stdout_replaces_the_file(instance, capsys):
     assert "to stdout" in capsys.readouterr().out
     assert not (instance / "logs").exists()
     assert logging.getLogger("microblog").handlers == app.logger.handlers
+
+
+def test_under_gunicorn_logs_go_to_stdout_whatever_log_to_stdout_says(
+    instance, capsys, monkeypatch
+):
+    """Each gunicorn worker would rotate a shared file on its own: stdout is one stream."""
+    monkeypatch.setenv("SERVER_SOFTWARE", "gunicorn/23.0.0")
+    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY, LOG_TO_STDOUT=False))
+    app.logger.warning("from a gunicorn worker")
+    assert "from a gunicorn worker" in capsys.readouterr().out
+    assert not (instance / "logs").exists()
+
+
+def test_engines_hide_sql_parameters(instance):
+    app = create_app(production(SECRET_KEY=TEST_SECRET_KEY))
+    with app.app_context():
+        assert db.engine.hide_parameters
 
 
 @pytest.mark.parametrize(

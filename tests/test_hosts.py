@@ -160,7 +160,11 @@ HOSTILE_NEXT = [
 def test_next_never_leaves_the_site(app, make_user):
     make_user("susan")
     for target in HOSTILE_NEXT:
-        assert login_with_next(app.test_client(), target).headers["Location"] == "/index", target
+        response = login_with_next(app.test_client(), target)
+        if target.startswith("\x01"):  # a control character in a query value: no such page
+            assert (response.status_code, "Location" in response.headers) == (404, False)
+            continue
+        assert response.headers["Location"] == "/index", target
 
 
 @pytest.mark.parametrize("target", ["/explore", "/user/susan?page=2", "/%2F/evil.example"])

@@ -76,22 +76,32 @@ def test_the_500_page_carries_them_too(client, monkeypatch):
     assert_security_headers(response)
 
 
+@pytest.mark.settings(PREFERRED_URL_SCHEME="https")
 @pytest.mark.parametrize("path", ["/auth/login", "/explore", "/static/app.css"])
 def test_hsts_is_sent_over_https_only(client, path):
     with client.get(path, base_url="https://localhost") as secure:
         assert secure.headers["Strict-Transport-Security"].startswith("max-age=31536000")
-    with client.get(path) as plain:
+    with client.get(path, base_url="http://localhost") as plain:
         assert "Strict-Transport-Security" not in plain.headers
 
 
-@pytest.mark.settings(PROXY_COUNT=1)
+@pytest.mark.settings(PROXY_COUNT=1, PREFERRED_URL_SCHEME="https")
 def test_hsts_is_sent_behind_a_trusted_tls_proxy(client):
     behind_tls = client.get("/auth/login", headers={"X-Forwarded-Proto": "https"})
     assert "Strict-Transport-Security" in behind_tls.headers
 
 
+def test_a_plain_http_site_sends_no_hsts_even_over_https(client):
+    """HSTS would lock browsers out of a site whose public scheme is http."""
+    with client.get("/auth/login", base_url="https://localhost") as secure:
+        assert "Strict-Transport-Security" not in secure.headers
+
+
+@pytest.mark.settings(PREFERRED_URL_SCHEME="https")
 def test_a_client_claiming_https_without_a_trusted_proxy_gets_no_hsts(client):
-    claimed = client.get("/auth/login", headers={"X-Forwarded-Proto": "https"})
+    claimed = client.get(
+        "/auth/login", base_url="http://localhost", headers={"X-Forwarded-Proto": "https"}
+    )
     assert "Strict-Transport-Security" not in claimed.headers
 
 
@@ -131,13 +141,19 @@ def test_cookies_are_httponly_and_samesite_lax(client, make_user):
         flags = cookie_flags(response, name)
         assert "httponly" in flags
         assert flags["samesite"].strip().lower() == "samesite=lax"
-        assert "secure" not in flags  # testing: plain HTTP allowed
+        assert "secure" not in flags  # the site's scheme is http: a Secure cookie never returns
 
 
 @pytest.fixture
 def production_client(instance, database_url, smtp):
-    """A client of an app with production settings (not debug, not testing) and Susan."""
-    app = build_app(database_url, smtp, TESTING=False, SERVER_NAME="microblog.example")
+    """A client of an https app with production settings (not debug, not testing) and Susan."""
+    app = build_app(
+        database_url,
+        smtp,
+        TESTING=False,
+        SERVER_NAME="microblog.example",
+        PREFERRED_URL_SCHEME="https",
+    )
     with app.app_context():
         user = User(username="susan", email="susan@example.com", email_verified_at=clock.utcnow())
         user.password_hash = hash_password(PASSWORD)
@@ -147,7 +163,7 @@ def production_client(instance, database_url, smtp):
     close_app(app)
 
 
-def test_outside_debug_cookies_are_secure_too(production_client):
+def test_an_https_site_s_cookies_are_secure(production_client):
     response = signed_in(production_client, "https://microblog.example")
     for name in ("session", "remember_token"):
         flags = cookie_flags(response, name)

@@ -1,13 +1,12 @@
 """Forms of the auth blueprint. Every one carries a CSRF token (Flask-WTF)."""
 
 from email_validator import EmailNotValidError
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from microblog.auth.emails import normalize_email
 from microblog.auth.passwords import policy_problem, verify_password
-from microblog.forms import username_taken
+from microblog.forms import Form, username_taken
 from microblog.usernames import TAKEN_MESSAGE, username_validators
 
 
@@ -38,7 +37,7 @@ def email_field():
     )
 
 
-class NewPasswordForm(FlaskForm):
+class NewPasswordForm(Form):
     """A new password, typed twice, held to the password policy."""
 
     password = PasswordField("Password", validators=[DataRequired()])
@@ -57,7 +56,7 @@ class NewPasswordForm(FlaskForm):
             raise ValidationError(problem)
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     username = StringField("Username or email", validators=[DataRequired(), Length(max=254)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
     remember_me = BooleanField("Remember me")
@@ -78,17 +77,17 @@ class RegistrationForm(NewPasswordForm):
             raise ValidationError(TAKEN_MESSAGE)
 
 
-class ResetPasswordRequestForm(FlaskForm):
+class ResetPasswordRequestForm(Form):
     email = email_field()
     submit = SubmitField("Request password reset")
 
 
-class ResendVerificationForm(FlaskForm):
+class ResendVerificationForm(Form):
     email = email_field()
     submit = SubmitField("Send a new link")
 
 
-class PasswordConfirmedForm(FlaskForm):
+class PasswordConfirmedForm(Form):
     """An action on the signed-in account that whoever holds the session must confirm."""
 
     password = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
@@ -152,7 +151,7 @@ class ResetPasswordForm(AccountPasswordForm):
     submit = SubmitField("Set new password")
 
 
-class SignOutDeviceForm(FlaskForm):
+class SignOutDeviceForm(Form):
     """A button on the devices page: nothing but the CSRF token."""
 
     submit = SubmitField("Sign out")

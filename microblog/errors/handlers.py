@@ -1,11 +1,14 @@
 """Every error gets a page that says what happened and what to do next."""
 
-from flask import Blueprint, render_template
+import logging
+
+from flask import Blueprint, current_app, render_template, request
 from flask_wtf.csrf import CSRFError
 
 from microblog.extensions import db
 
 bp = Blueprint("errors", __name__)
+log = logging.getLogger("microblog.errors")
 
 
 def error_page(status, title, message):
@@ -15,12 +18,37 @@ def error_page(status, title, message):
 
 @bp.app_errorhandler(CSRFError)
 def csrf_error(error):
-    """A stale or missing form token: ask to retry, don't look like a crash."""
+    """A stale form token: ask to retry. No session cookie at all: say why, here and in the log."""
+    if current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        log.warning("A form came back without the session cookie: %s", why_no_cookie())
+        return error_page(
+            400,
+            "Cookies did not come back",
+            "Your browser did not send back this site's cookie, so the form cannot be "
+            "trusted. Allow cookies for this site, open it at its own address and try again.",
+        )
     return error_page(
         400,
         "Form expired",
         "The form expired or was not sent from this site. Go back, reload the page and try again.",
     )
+
+
+def why_no_cookie():
+    """The likely cause, for the operator: Secure over http, another host name, or a block."""
+    config = current_app.config
+    if config["SESSION_COOKIE_SECURE"] and not request.is_secure:
+        return (
+            "the cookie is Secure (PREFERRED_URL_SCHEME=https or SESSION_COOKIE_SECURE) but "
+            "this request came over plain http, so browsers never send it back; serve over "
+            "https (with PROXY_COUNT behind a TLS proxy)"
+        )
+    if config.get("SERVER_NAME") and request.host != config["SERVER_NAME"]:
+        return (
+            f"the request names host {request.host!r} but SERVER_NAME is "
+            f"{config['SERVER_NAME']!r}: open the site at that address"
+        )
+    return "the client blocks or does not keep cookies (or the form was posted from elsewhere)"
 
 
 @bp.app_errorhandler(400)
@@ -41,6 +69,12 @@ def method_not_allowed(error):
     return error_page(405, "Not allowed", "This page cannot be used that way.")
 
 
+@bp.app_errorhandler(413)
+def too_large(error):
+    """A body over MAX_CONTENT_LENGTH, or a form field or part count over its limit."""
+    return error_page(413, "Too large", "What you sent is larger than this site accepts.")
+
+
 @bp.app_errorhandler(429)
 def too_many_requests(error):
     """Flask-Limiter's per-IP limits: say when to come back."""
@@ -58,3 +92,13 @@ def internal_error(error):
         "Something went wrong",
         "An unexpected error occurred. The administrators have been told.",
     )
+
+
+@bp.app_errorhandler(503)
+def unavailable(error):
+    """Busy (every password-hashing slot taken): say when to retry, in words and in Retry-After."""
+    response = error_page(503, "Busy", "The site is busy right now. Try again in a few seconds.")
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        return (*response, {"Retry-After": str(retry_after)})
+    return response

@@ -7,19 +7,32 @@ the one that broke, and on SQLite it may hold the write lock until the
 request ends, so writing from the request would wait for itself. Records
 from the mail machinery itself, and from the writer, are not mailed, so a
 failing mail server or database cannot feed a loop.
+
+Reports cannot flood the admins: the decision is taken in the database, so
+it holds across every process of the deployment. The first failure of a
+kind (route and exception type) is mailed; repeats within
+ERROR_REPORT_WINDOW seconds are only counted, and the count goes into the
+next report of that kind; and no more than ERROR_REPORTS_PER_HOUR reports
+are queued in any hour.
 """
 
 import atexit
+import hashlib
 import logging
 import os
 import queue
 import threading
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+import sqlalchemy.orm as so
 from flask import has_request_context, request
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from microblog import clock
 from microblog.extensions import db
-from microblog.mail.outbox import new_message
+from microblog.mail.outbox import OutboxMessage, new_message
 from microblog.mail.workers import dispatcher
 
 log = logging.getLogger("microblog.mail.error_reports")
@@ -27,6 +40,16 @@ log = logging.getLogger("microblog.mail.error_reports")
 # Reports waiting for the writer; in an error storm the first ones tell the story.
 BACKLOG = 100
 _STOP = object()
+NEVER = datetime(1970, 1, 1)  # a kind seen but never mailed (the hourly cap held it back)
+
+
+class ErrorReportKind(db.Model):
+    """A kind of failure (route and exception type): when last mailed, and repeats since."""
+
+    __tablename__ = "error_report_kind"
+    key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)  # sha256 hex
+    sent_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime)
+    repeats: so.Mapped[int] = so.mapped_column(default=0)
 
 
 class OutboxHandler(logging.Handler):
@@ -47,7 +70,7 @@ class OutboxHandler(logging.Handler):
         if threading.current_thread() is self.writer:
             return  # the writer's own trouble: reporting it could loop
         try:
-            self.reports.put_nowait((subject(), self.format(record)))
+            self.reports.put_nowait((subject(), kind_of(record), self.format(record)))
         except queue.Full:
             return  # the record still reaches the other handlers (the log file)
         except Exception:
@@ -84,19 +107,30 @@ class OutboxHandler(logging.Handler):
             finally:
                 self.reports.task_done()
 
-    def save(self, title, body):
+    def save(self, title, kind, body):
+        """Queue the report if its kind is due and the hourly cap allows, in one transaction."""
         with self.app.app_context():
             config = self.app.config
-            message = new_message(
-                title,
-                config["MAIL_DEFAULT_SENDER"],
-                config["ADMINS"],
-                body,
-                None,
-                tag="error_report",
-            )
             with Session(db.engine) as session:
-                session.add(message)
+                earlier = claim_report(session, kind, config)
+                if earlier is None:
+                    session.commit()
+                    return
+                if earlier:
+                    body = (
+                        f"{body}\n\nThe same failure happened {earlier} more time(s) "
+                        "since the last report; those were not mailed."
+                    )
+                session.add(
+                    new_message(
+                        title,
+                        config["MAIL_DEFAULT_SENDER"],
+                        config["ADMINS"],
+                        body,
+                        None,
+                        tag="error_report",
+                    )
+                )
                 session.commit()
         dispatcher(self.app).notify()
 
@@ -113,6 +147,52 @@ class OutboxHandler(logging.Handler):
         except queue.Full:
             return
         writer.join(timeout)
+
+
+def kind_of(record):
+    """What makes two failures the same: where (the route) and what (exception type or message)."""
+    if record.exc_info and record.exc_info[0] is not None:
+        what = record.exc_info[0].__qualname__
+    else:
+        what = f"{record.name}: {record.msg}"  # the template, not the formatted values
+    return hashlib.sha256(f"{subject()}\0{what}".encode()).hexdigest()
+
+
+def claim_report(session, kind, config):
+    """Count this failure; None if it must not be mailed now, else the repeats it reports.
+
+    Every process goes through the same row: the counting UPDATE takes its
+    lock (PostgreSQL's row lock, SQLite's write lock), so of the processes
+    that fail at once exactly one finds the kind due and mails it.
+    """
+    now = clock.utcnow()
+    insert = (postgresql if session.bind.dialect.name == "postgresql" else sqlite).insert
+    session.execute(
+        insert(ErrorReportKind)
+        .values(key=kind, sent_at=NEVER, repeats=0)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    row = ErrorReportKind.__table__.c
+    session.execute(
+        sa.update(ErrorReportKind).where(row.key == kind).values(repeats=row.repeats + 1)
+    )
+    sent_at, repeats = session.execute(
+        sa.select(row.sent_at, row.repeats).where(row.key == kind)
+    ).one()
+    if now - sent_at < timedelta(seconds=config["ERROR_REPORT_WINDOW"]):
+        return None
+    last_hour = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.tag == "error_report")
+        .where(OutboxMessage.created_at > now - timedelta(hours=1))
+    )
+    if last_hour >= config["ERROR_REPORTS_PER_HOUR"]:
+        return None
+    session.execute(
+        sa.update(ErrorReportKind).where(row.key == kind).values(sent_at=now, repeats=0)
+    )
+    return repeats - 1
 
 
 def subject():

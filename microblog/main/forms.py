@@ -1,19 +1,18 @@
 """Forms of the main blueprint."""
 
-from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
-from microblog.forms import username_taken
+from microblog.forms import Form, username_taken
 from microblog.usernames import TAKEN_MESSAGE, username_validators
 
 
-class PostForm(FlaskForm):
+class PostForm(Form):
     post = TextAreaField("Say something", validators=[DataRequired(), Length(min=1, max=140)])
     submit = SubmitField("Submit")
 
 
-class EditProfileForm(FlaskForm):
+class EditProfileForm(Form):
     username = StringField("Username", validators=username_validators())
     about_me = TextAreaField("About me", validators=[Length(max=140)])
     submit = SubmitField("Submit")
@@ -28,7 +27,7 @@ class EditProfileForm(FlaskForm):
             raise ValidationError(TAKEN_MESSAGE)
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(Form):
     """A button that posts: follow and unfollow need nothing but the CSRF token."""
 
     submit = SubmitField("Submit")

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -14,6 +14,7 @@ from microblog.main.forms import EditProfileForm, EmptyForm, PostForm
 from microblog.models import Post, User, newest_first
 
 bp = Blueprint("main", __name__)
+MAX_PAGE = 1_000_000
 
 
 @bp.before_app_request
@@ -30,9 +31,12 @@ def record_last_seen():
 
 def paginate(query, endpoint, **values):
     """One page of posts, with the URLs of its neighbours."""
+    number = request.args.get("page", 1, type=int)
+    if not 1 <= number <= MAX_PAGE:  # an OFFSET past 64 bits is an OverflowError, a 500
+        abort(404)
     page = db.paginate(
         query,
-        page=request.args.get("page", 1, type=int),
+        page=number,
         per_page=current_app.config["POSTS_PER_PAGE"],
         error_out=False,
     )

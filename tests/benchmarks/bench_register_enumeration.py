@@ -2,8 +2,8 @@
 
     .venv/bin/python tests/benchmarks/bench_register_enumeration.py [--rounds 60]
 
-`gunicorn -w 2` with the production password hash (PASSWORD_HASH_METHOD's
-default), the mail workers running and a real aiosmtpd server. Each round
+`gunicorn -w 2` with the production password hash (Argon2id with the
+default parameters), the mail workers running and a real aiosmtpd server. Each round
 POSTs /auth/register twice, in random order, with CSRF on: once with a free
 address, once with the address of an existing account (a new username each
 time, so neither is a form error). Both must answer 302 to /auth/login; the

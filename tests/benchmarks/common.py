@@ -103,7 +103,9 @@ def seeding_app(database_url):
             "TESTING": True,
             "SECRET_KEY": SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": database_url,
-            "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1000",
+            # Fast Argon2id for fixtures (upgraded at a seeded user's first sign-in).
+            "PASSWORD_ARGON2_MEMORY_KIB": 256,
+            "PASSWORD_ARGON2_TIME_COST": 1,
             "MAIL_WORKERS": 0,
         }
     )
