@@ -13,7 +13,9 @@ import logging
 import os
 import threading
 import time
+from functools import partial
 
+from flask import after_this_request, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -114,10 +116,28 @@ def init_app(app):
 
 @event.listens_for(Session, "after_commit")
 def _wake_after_commit(session):
-    """Mail queued in a transaction leaves only once that transaction is committed."""
+    """Mail queued in a transaction leaves only once that transaction is committed.
+
+    Queued by a request, the workers are woken once the response is sent:
+    their work on it (composing, dropping, sending) then does not overlap
+    the request, whose time would show what became of the message. (A worker
+    still busy with earlier mail may take it sooner; the poll takes it if
+    no response is ever sent.)
+    """
     app = session.info.pop("outbox_app", None)
-    if app is not None:
-        dispatcher(app).notify()
+    if app is None:
+        return
+    pool = dispatcher(app)
+    if has_request_context():
+        pool.start()
+        after_this_request(partial(_wake_when_sent, pool))
+    else:
+        pool.notify()
+
+
+def _wake_when_sent(pool, response):
+    response.call_on_close(pool.notify)
+    return response
 
 
 @event.listens_for(Session, "after_rollback")

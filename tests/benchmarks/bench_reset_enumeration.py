@@ -1,168 +1,316 @@
-"""Does the reset request take the same time whoever owns the address? Measure it.
+"""Can an attacker tell from the reset request's timing whether an address has an account?
 
-Interleaves POSTs to /auth/reset_password_request for a registered address,
-an unknown one, one whose account is already at its hourly limit, and one
-the mail server refuses (its last reset email failed for good), in a
-random order each round, and prints the
-median and 95th percentile per case and the differences of medians, as a
-markdown table for the README.
+    .venv/bin/python tests/benchmarks/bench_reset_enumeration.py [--rounds 2000]
+        [--database-url postgresql://postgres@127.0.0.1:5432/test]
 
-The app runs with production settings (not debug, not testing, CSRF on,
-the default password hash) on a SQLite file in a temporary folder, with
-RATELIMIT_ENABLED=false (every request comes from one address) and
-MAIL_WORKERS=0, so that nothing is composed or sent while measuring: the
-request path alone is timed, through Flask's test client.
+Measures what an attacker measures: POST /auth/reset_password_request through
+HTTP, against `gunicorn -w 2 --threads 4 wsgi:app` run as the contract's
+outside suites run it (`flask db upgrade`, then SERVER_NAME, a random
+SECRET_KEY, DATABASE_URL, MAIL_SERVER/MAIL_PORT of a real aiosmtpd server in
+a process of its own, RATELIMIT_ENABLED=false, and nothing else: the default
+MAIL_WORKERS run and send). Each POST comes from a fresh visitor (GET the
+form for a session and a CSRF token, untimed; then the timed POST on the same
+keep-alive connection). Each round loads the form for one visitor per case,
+then sends their POSTs back to back, in a random order:
 
-    python tests/benchmarks/bench_reset_enumeration.py [--rounds 2000] [--warmup 200]
+- registered: an account that has not asked yet, so its email is composed
+  and sent (a new account each round);
+- throttled: one registered address, every round, as an attacker would
+  reuse it: past RESET_EMAILS_PER_HOUR (3) its requests are dropped;
+- unknown: an address with no account (a new one each round).
+
+With --database-url the schema goes into a fresh PostgreSQL database created
+for the run (and dropped after it); by default, a SQLite file in a
+temporary folder. Prints Markdown: per case, the median and p95, the
+difference of medians from the unknown address and P(known slower), the
+probability that a random POST of that case is slower than a random unknown
+one (0.5: indistinguishable); then the same POSTs grouped by the case of the
+POST just before them, which shows whether the work the mail workers do for
+one case leaks into the requests that follow (an attacker who always sends
+a known address right before an unknown one would see it as a difference
+between the cases).
 """
 
 import argparse
-import json
+import bisect
+import multiprocessing
 import random
-import re
+import secrets
 import statistics
-import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from http.client import HTTPConnection
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import Flask
+from common import (
+    CSRF_INPUT,
+    REPO,
+    Gunicorn,
+    free_port,
+    machine_table,
+    markdown_table,
+    migrate,
+    percentile,
+    seeding_app,
+)
+from smtp_server import SmtpServer
 
-from microblog import clock, create_app
-from microblog.auth.passwords import hash_password
-from microblog.extensions import db
-from microblog.mail.outbox import FAILED, SENT, OutboxMessage
-from microblog.models import User
-
-CASES = {
-    "registered": "susan@example.com",
-    "unknown": "nobody@example.com",
-    "throttled": "tom@example.com",
-    "mail fails": "mallory@example.com",
-}
+FORM = "/auth/reset_password_request"
+CASES = ("registered", "throttled", "unknown")
+GOAL_MS, GOAL_P = 0.3, (0.45, 0.55)
 
 
-def build(folder):
-    """A production-like app on a fresh SQLite file, with its three accounts."""
-    Flask.auto_find_instance_path = lambda self: str(folder / "instance")
-    app = create_app(
-        {
-            "SECRET_KEY": "benchmark-secret-key-that-is-long-enough-for-hs256",
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'bench.db'}",
-            "SERVER_NAME": "microblog.example",
-            "PREFERRED_URL_SCHEME": "https",
-            "RATELIMIT_ENABLED": False,
-            "MAIL_WORKERS": 0,
-            "MAIL_SERVER": "mail.invalid",  # never reached: MAIL_WORKERS=0
-            "ADMINS": [],
-        }
+def address(case, number):
+    """Addresses of one length and shape whatever the case."""
+    prefix = {"registered": "user", "throttled": "tomt", "unknown": "nope"}[case]
+    return f"{prefix}{0 if case == 'throttled' else number:05d}@example.com"
+
+
+def smtp_process(port, ready, stop, results):
+    """The SMTP server, in a process of its own: it takes no CPU time from the client."""
+    server = SmtpServer(port=port).start()
+    ready.set()
+    stop.wait()
+    results.put(len(server.messages))
+    server.stop()
+
+
+@contextmanager
+def smtp_server():
+    context = multiprocessing.get_context("spawn")
+    ready, stop, results = context.Event(), context.Event(), context.Queue()
+    port = free_port()
+    process = context.Process(target=smtp_process, args=(port, ready, stop, results))
+    process.start()
+    ready.wait(30)
+    received = {}
+    try:
+        yield port, received
+    finally:
+        stop.set()
+        received["messages"] = results.get(timeout=30)
+        process.join()
+
+
+@contextmanager
+def database(url, folder):
+    """A fresh database for the run: a SQLite file, or a PostgreSQL database made for it."""
+    if not url:
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    import psycopg
+
+    name = f"bench_reset_{secrets.token_hex(4)}"
+    parts = urlsplit(url)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def contract_env(database_url, port, smtp_port):
+    """What the contract's outside suites export, and nothing else."""
+    import os
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("FLASK_", "MAIL_", "DATABASE_", "SERVER_", "SESSION_", "RESET_"))
+    }
+    env.update(
+        SERVER_NAME=f"127.0.0.1:{port}",
+        SECRET_KEY=secrets.token_hex(32),
+        DATABASE_URL=database_url,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(smtp_port),
+        RATELIMIT_ENABLED="false",  # every request comes from one address
     )
+    return env
+
+
+def seed(database_url, accounts):
+    """The registered accounts, written directly (their password hash is never used)."""
+    from microblog.extensions import db
+    from microblog.models import User
+
+    app = seeding_app(database_url)
     with app.app_context():
-        db.create_all()
-        for name in ("susan", "tom", "mallory"):
-            db.session.add(
-                User(username=name, email=f"{name}@example.com", password_hash=hash_password(name))
-            )
-        db.session.commit()
-        tom = db.session.query(User).filter_by(username="tom").one()
-        for _ in range(app.config["RESET_EMAILS_PER_HOUR"]):
-            db.session.add(earlier_reset(tom, SENT))
-        mallory = db.session.query(User).filter_by(username="mallory").one()
-        db.session.add(earlier_reset(mallory, FAILED))
-        db.session.commit()
-    return app
-
-
-def earlier_reset(user, state):
-    """A reset email composed for this user a moment ago, then sent or failed."""
-    now = clock.utcnow()
-    return OutboxMessage(
-        kind="email",
-        tag="password_reset",
-        user_id=user.id,
-        message_id=f"<{random.random()}@microblog.example>",
-        sender="no-reply@microblog.example",
-        recipients=json.dumps([user.email]),
-        state=state,
-        created_at=now,
-        next_attempt_at=now,
-        deadline_at=now,
-        sent_at=now,
-    )
-
-
-def visitor(app):
-    """A browser that has loaded the form: its session cookie and CSRF token."""
-    client = app.test_client()
-    page = client.get("/auth/reset_password_request", base_url="https://microblog.example")
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-    return client, client.get_cookie("session", domain="microblog.example").value, token
-
-
-def timed_request(app, email, client, cookie, token):
-    """One POST, from the same fresh session every time (so flashes do not pile up)."""
-    client.set_cookie("session", cookie, domain="microblog.example")
-    started = time.perf_counter_ns()
-    response = client.post(
-        "/auth/reset_password_request",
-        base_url="https://microblog.example",
-        data={"email": email, "csrf_token": token},
-        headers={"Referer": "https://microblog.example/auth/reset_password_request"},
-    )
-    elapsed = time.perf_counter_ns() - started
-    if response.headers.get("Location") != "/auth/login":
-        raise SystemExit(f"unexpected answer for {email}: {response.status}")
-    return elapsed / 1000
-
-
-def measure(app, rounds, warmup):
-    client, cookie, token = visitor(app)
-    samples = {case: [] for case in CASES}
-    for round_number in range(warmup + rounds):
-        order = list(CASES)
-        random.shuffle(order)
-        for case in order:
-            elapsed = timed_request(app, CASES[case], client, cookie, token)
-            if round_number >= warmup:
-                samples[case].append(elapsed)
-    return samples
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def report(samples, rounds):
-    medians = {case: statistics.median(values) for case, values in samples.items()}
-    baseline = medians["registered"]
-    lines = [
-        f"{rounds} interleaved rounds, times in µs (Python {sys.version.split()[0]}, SQLite)",
-        "",
-        "| case | median | p95 | median - registered |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for case, values in samples.items():
-        lines.append(
-            f"| {case} | {medians[case]:.0f} | {percentile(values, 0.95):.0f} "
-            f"| {medians[case] - baseline:+.0f} |"
+        db.session.add(User(username="tomt", email=address("throttled", 0), password_hash="x"))
+        db.session.add_all(
+            User(username=f"user{n}", email=address("registered", n), password_hash="x")
+            for n in range(accounts)
         )
-    spread = max(medians.values()) - min(medians.values())
-    lines += ["", f"Largest difference of medians: {spread:.0f} µs."]
-    return "\n".join(lines)
+        db.session.commit()
+        db.engine.dispose()
+
+
+class Visitor:
+    """A fresh browser session that has loaded the form: its connection, cookie and token."""
+
+    def __init__(self, port):
+        self.connection = HTTPConnection("127.0.0.1", port, timeout=30)
+        self.connection.request("GET", FORM)
+        page = self.connection.getresponse()
+        text = page.read().decode()
+        jar = {}
+        for cookie in page.headers.get_all("Set-Cookie") or []:
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            jar[name] = value
+        self.cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
+        self.token = CSRF_INPUT.search(text).group(1)
+
+    def timed_post(self, email):
+        """POST the form on the open connection; returns the seconds until the whole answer."""
+        body = urlencode({"csrf_token": self.token, "email": email})
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": self.cookie}
+        try:
+            started = time.perf_counter()
+            self.connection.request("POST", FORM, body=body, headers=headers)
+            response = self.connection.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - started
+        finally:
+            self.connection.close()
+        if response.status != 302 or not response.headers["Location"].endswith("/auth/login"):
+            raise SystemExit(f"unexpected answer for {email}: {response.status}")
+        return elapsed
+
+
+def measure(port, rounds, warmup, chooser):
+    """Interleaved rounds; returns {case: [seconds]} and [(previous case, case, seconds)].
+
+    Each round loads the form for one fresh visitor per case, then sends
+    their POSTs back to back in a random order: each POST follows the one
+    before it as closely as an attacker can make it.
+    """
+    samples = {case: [] for case in CASES}
+    sequence = []
+    previous = None
+    for number in range(warmup + rounds):
+        order = list(CASES)
+        chooser.shuffle(order)
+        visitors = [Visitor(port) for _ in order]
+        for case, visitor in zip(order, visitors, strict=True):
+            elapsed = visitor.timed_post(address(case, number))
+            if number >= warmup:
+                samples[case].append(elapsed)
+                sequence.append((previous, case, elapsed))
+            previous = case
+    return samples, sequence
+
+
+def p_slower(known, unknown):
+    """P(a random known POST is slower than a random unknown one), ties counting half."""
+    ordered = sorted(unknown)
+    wins = 0.0
+    for value in known:
+        below = bisect.bisect_left(ordered, value)
+        ties = bisect.bisect_right(ordered, value) - below
+        wins += below + ties / 2
+    return wins / (len(known) * len(unknown))
+
+
+def case_table(samples):
+    """Per case: median, p95, difference of medians from unknown, P(known slower)."""
+    unknown = samples["unknown"]
+    base = statistics.median(unknown)
+    rows = []
+    verdicts = []
+    for case, values in samples.items():
+        median = statistics.median(values)
+        if case == "unknown":
+            difference, p = "", ""
+        else:
+            gap = (median - base) * 1000
+            probability = p_slower(values, unknown)
+            verdicts.append(abs(gap) < GOAL_MS and GOAL_P[0] <= probability <= GOAL_P[1])
+            difference, p = f"{gap:+.2f} ms", f"{probability:.3f}"
+        rows.append(
+            (
+                case,
+                f"{median * 1000:.2f} ms",
+                f"{percentile(values, 0.95) * 1000:.2f} ms",
+                difference,
+                p,
+            )
+        )
+    header = ("case", "median", "p95", "median - unknown", "P(slower than unknown)")
+    return markdown_table(header, rows), all(verdicts)
+
+
+def carryover_table(sequence):
+    """Every POST grouped by the case of the POST just before it, against "after unknown".
+
+    The previous POST is the one the workers are still busy with: a difference
+    here is their work for one case showing in the requests that follow.
+    """
+    by_previous = {case: [] for case in CASES}
+    for previous, _case, elapsed in sequence:
+        if previous is not None:
+            by_previous[previous].append(elapsed)
+    after_unknown = by_previous["unknown"]
+    base = statistics.median(after_unknown)
+    rows = []
+    verdicts = []
+    for previous, values in by_previous.items():
+        median = statistics.median(values)
+        if previous == "unknown":
+            difference, p = "", ""
+        else:
+            gap = (median - base) * 1000
+            probability = p_slower(values, after_unknown)
+            verdicts.append(abs(gap) < GOAL_MS and GOAL_P[0] <= probability <= GOAL_P[1])
+            difference, p = f"{gap:+.2f} ms", f"{probability:.3f}"
+        rows.append((f"after {previous}", len(values), f"{median * 1000:.2f} ms", difference, p))
+    header = ("POSTs", "count", "median", "median - after unknown", "P(slower than after unknown)")
+    return markdown_table(header, rows), all(verdicts)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2000)
-    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--database-url", help="a PostgreSQL URL; default: a SQLite file")
+    parser.add_argument("--seed", type=int, help="of the order of the cases in each round")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        app = build(Path(folder))
-        samples = measure(app, args.rounds, args.warmup)
-        with app.app_context():
-            db.engine.dispose()
-    print(report(samples, args.rounds))
+    chooser = random.Random(args.seed)
+
+    with tempfile.TemporaryDirectory() as tmp, smtp_server() as (smtp_port, received):
+        folder = Path(tmp)
+        with database(args.database_url, folder) as url:
+            port = free_port()
+            env = contract_env(url, port, smtp_port)
+            migrate(env)
+            seed(url, args.warmup + args.rounds)
+            server = Gunicorn("wsgi:app", REPO, env, port, folder / "app.log", ["--threads", "4"])
+            with server:
+                started = time.monotonic()
+                samples, sequence = measure(port, args.rounds, args.warmup, chooser)
+                elapsed = time.monotonic() - started
+                time.sleep(3)  # the last emails leave
+    kind = "PostgreSQL" if args.database_url else "SQLite"
+    table, met = case_table(samples)
+    print(machine_table())
+    print()
+    print(
+        f"`gunicorn -w 2 --threads 4 wsgi:app`, {kind}, default MAIL_WORKERS (2), aiosmtpd; "
+        f"{args.rounds} rounds (after {args.warmup} of warm-up) of one POST per case in random "
+        f"order, {elapsed:.0f} s; {received['messages']} emails received.\n"
+    )
+    print(table)
+    print()
+    goal = f"|difference| < {GOAL_MS} ms and P within [{GOAL_P[0]}, {GOAL_P[1]}]"
+    print(f"Goal ({goal}) for every case: {'met' if met else 'NOT met'}.")
+    print()
+    table, met = carryover_table(sequence)
+    print(table)
+    print()
+    print(f"Same goal for the POSTs that follow each case: {'met' if met else 'NOT met'}.")
 
 
 if __name__ == "__main__":

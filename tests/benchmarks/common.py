@@ -122,15 +122,15 @@ def gunicorn_flags():
 
 
 class Gunicorn:
-    """`gunicorn -w 2 <module>:app` on loopback; output to a log file."""
+    """`gunicorn -w 2 [flags] <module>:app` on loopback; output to a log file."""
 
-    def __init__(self, module, cwd, env, port, log_path):
+    def __init__(self, module, cwd, env, port, log_path, flags=()):
         self.module, self.cwd, self.env, self.port = module, cwd, env, port
-        self.log_path = log_path
+        self.log_path, self.flags = log_path, list(flags)
         self.process = None
 
     def __enter__(self):
-        command = [sys.executable, "-m", "gunicorn", *gunicorn_flags()]
+        command = [sys.executable, "-m", "gunicorn", *gunicorn_flags(), *self.flags]
         command += ["-b", f"127.0.0.1:{self.port}", self.module]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
