@@ -14,6 +14,7 @@ costs the server nothing, so it is probed every `min_delay` seconds.
 
 import logging
 import threading
+from contextlib import contextmanager
 
 from microblog import clock
 
@@ -48,6 +49,16 @@ class Circuit:
             self.next_probe - self.opened_at,
         )
         return True
+
+    @contextmanager
+    def claiming(self):
+        """Yields whether claiming is allowed; a trip waits until the claim is done.
+
+        So once the circuit is open no worker of this process claims a message:
+        the held-back ones are given back only after the trip.
+        """
+        with self.lock:
+            yield not self.is_open
 
     def schedule(self, answered):
         """The next probe: back off from a server that refuses, not from a silent port."""

@@ -9,6 +9,7 @@ import logging
 import random
 import smtplib
 import time
+from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
 
@@ -248,7 +249,7 @@ class Outcome:
         self.failure = None
 
 
-def deliver_batch(link, batch_size, stop=None):
+def deliver_batch(link, batch_size, stop=None, on_server_failure=None, circuit=None):
     """Claim up to `batch_size` due messages and send them over `link`.
 
     A server failure ends the batch: the message in hand and the untried
@@ -257,12 +258,16 @@ def deliver_batch(link, batch_size, stop=None):
     failures are rescheduled or failed one by one, and the batch goes on.
     Sent messages are settled together, with their counters, before any
     failure is recorded and at the end: one UPDATE per batch, not per message.
+    `on_server_failure(exc)` runs before the messages are given back, so
+    that the workers stop claiming before the messages are due again; with
+    a `circuit`, nothing is claimed while it is open.
     """
     session = db.session
     config = current_app.config
     lease = lease_seconds(config) + send_bound(config)
     outcome = Outcome()
-    rows = claim_batch(session, lease, batch_size)
+    with circuit.claiming() if circuit is not None else nullcontext(True) as allowed:
+        rows = claim_batch(session, lease, batch_size) if allowed else []
     outcome.claimed = len(rows)
     if not rows:
         return outcome
@@ -296,6 +301,8 @@ def deliver_batch(link, batch_size, stop=None):
             sent, tally = [], metrics.Tally()
             kind = classify(exc)
             if kind == SERVER:
+                if on_server_failure is not None:
+                    on_server_failure(exc)
                 hold_back(session, row, claim, exc)
                 release(session, [r.id for r in rows[index + 1 :]], claim)
                 outcome.failure = exc

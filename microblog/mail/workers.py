@@ -114,10 +114,17 @@ class Dispatcher:
                         self.wake.wait(min(self.circuit.seconds_to_probe(), 1.0))
                     continue
                 self.wake.clear()
+                retire = []
                 with app.app_context():
                     link = link or new_link()
                     try:
-                        outcome = deliver_batch(link, app.config["MAIL_BATCH_SIZE"], self.stopping)
+                        outcome = deliver_batch(
+                            link,
+                            app.config["MAIL_BATCH_SIZE"],
+                            self.stopping,
+                            lambda exc, retire=retire: retire.append(self.server_failed(me, exc)),
+                            self.circuit,
+                        )
                     except Exception:
                         log.exception("Mail worker failed; it will try again")
                         outcome = None
@@ -133,7 +140,7 @@ class Dispatcher:
                     self.circuit.delivered()
                 if outcome.failure is not None:
                     link = self.close_link(link, me)
-                    if self.server_failed(me, outcome.failure):
+                    if any(retire):
                         return  # retired: the server has a connection cap for us
                     continue
                 if self.limit.leave(me, idle=False):
@@ -164,8 +171,7 @@ class Dispatcher:
             )
             return self.limit.leave(me, idle=False)
         if self.circuit.trip(describe(exc), server_answered(exc)):
-            with self.app.app_context():
-                metrics.set_circuit(db.session, True)
+            metrics.set_circuit(db.session, True)
         return False
 
     def probe(self):
