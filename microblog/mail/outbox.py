@@ -133,11 +133,17 @@ def claim_batch(session, lease_seconds, limit):
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Locked first, in this transaction: PostgreSQL may run a LIMIT ... SKIP LOCKED
+        # subquery once per row of the UPDATE, which then takes every due row.
+        candidates = list(session.scalars(candidates))
+    else:
+        candidates = candidates.scalar_subquery()
     token = uuid.uuid4().hex
     rows = (
         session.execute(
             sa.update(OutboxMessage)
-            .where(OutboxMessage.id.in_(candidates.scalar_subquery()), _due(now))
+            .where(OutboxMessage.id.in_(candidates), _due(now))
             .values(
                 state=SENDING,
                 lease_until=now + timedelta(seconds=lease_seconds),
