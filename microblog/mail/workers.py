@@ -20,6 +20,7 @@ import time
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from microblog import clock
 from microblog.extensions import db
 from microblog.mail import metrics
 from microblog.mail.circuit import Circuit
@@ -35,6 +36,10 @@ from microblog.mail.outbox import fail_expired
 from microblog.mail.pool import ConnectionLimit
 
 log = logging.getLogger("microblog.mail")
+
+# Seconds between two writes, during an outage, of the circuit's state and of the
+# messages whose deadline passed (the probes themselves may come every second).
+OUTAGE_RECORD_INTERVAL = 10
 
 
 class Dispatcher:
@@ -57,6 +62,7 @@ class Dispatcher:
         self.lock = threading.Lock()
         self.numbers = itertools.count()
         self.sent = 0  # messages delivered by this process, for `flask mail worker`'s log
+        self.recorded = float("-inf")  # when the open circuit was last written to the database
 
     def notify(self):
         """New mail was committed: start the pool if needed and wake it."""
@@ -171,6 +177,7 @@ class Dispatcher:
             )
             return self.limit.leave(me, idle=False)
         if self.circuit.trip(describe(exc), server_answered(exc)):
+            self.recorded = clock.monotonic()
             metrics.set_circuit(db.session, True)
         return False
 
@@ -180,6 +187,9 @@ class Dispatcher:
             probe_server()
         except Exception as exc:
             self.circuit.probe_failed(server_answered(exc))
+            if clock.monotonic() - self.recorded < OUTAGE_RECORD_INTERVAL:
+                return  # probes of a silent port come every second: the database need not
+            self.recorded = clock.monotonic()
             try:
                 expired = fail_expired(db.session)
                 if expired:
