@@ -293,7 +293,13 @@ def main():
                     seconds, delivered = recovery(server, app, port, outage, n * HELD_BACK)
                     rows.append((f"{outage:.0f} s", f"{seconds:.2f} s", f"{delivered}/{HELD_BACK}"))
                 warm_up(port)
+                log_start = (folder / "app.log").stat().st_size
                 burst_row = burst(server, app, args.messages)
+            with open(folder / "app.log", "rb") as log:
+                log.seek(log_start)
+                burst_log = log.read().decode(errors="replace")
+            burst_row["pool shrank (throttled)"] = burst_log.count("Mail server throttles")
+            burst_row["circuits opened"] = burst_log.count("Mail server unavailable")
             seconds, delivered = shifted_recovery(server, url, 10)
             rows.append(("10 min (clock shifted)", f"{seconds:.2f} s", f"{delivered}/{HELD_BACK}"))
             with app.app_context():
