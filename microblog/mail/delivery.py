@@ -354,9 +354,17 @@ def compose(session, row):
         session.commit()
         return False
     attached.kind = "email"  # composed once: a retry sends the same message
-    for field in ("kind", "sender", "recipients", "subject", "text_body", "html_body"):
+    for field in (
+        "kind",
+        "tag",
+        "user_id",
+        "sender",
+        "recipients",
+        "subject",
+        "text_body",
+        "html_body",
+    ):
         setattr(row, field, getattr(attached, field))
-    row.user_id = attached.user_id
     session.commit()
     return True
 

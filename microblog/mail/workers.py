@@ -59,7 +59,7 @@ class Dispatcher:
         # Other background threads of this app's mail (the error reports), stopped with it.
         self.companions = []
         self.pid = None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # start() holds it while spawning
         self.numbers = itertools.count()
         self.sent = 0  # messages delivered by this process, for `flask mail worker`'s log
         self.recorded = float("-inf")  # when the open circuit was last written to the database
@@ -102,7 +102,8 @@ class Dispatcher:
         thread = threading.Thread(
             target=self.run, args=(self.app,), name=f"mail-worker-{next(self.numbers)}", daemon=True
         )
-        self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        with self.lock:
+            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
 
     def run(self, app):
