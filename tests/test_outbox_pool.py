@@ -71,10 +71,21 @@ def test_a_refusal_with_no_working_connection_is_an_outage_not_a_cap():
     assert limit.current() == 10
 
 
+def test_growth_waits_for_the_last_new_connection_to_be_accepted():
+    limit = ConnectionLimit(floor=2, ceiling=10, memory=300)
+    assert limit.admit(want_more=False) and limit.admit(want_more=False)  # the floor
+    assert not limit.admit(want_more=False)  # no backlog, no growth
+    assert limit.admit(want_more=True)  # "c"
+    assert not limit.admit(want_more=True)  # until the server answers "c"
+    limit.connected("c", True)
+    assert limit.admit(want_more=True)  # "d"
+
+
 def test_extra_threads_retire_when_idle_but_the_floor_stays():
     limit = ConnectionLimit(floor=2, ceiling=10, memory=300)
-    for _ in range(4):
+    for worker in "abcd":
         assert limit.admit(want_more=True)
+        limit.connected(worker, True)
     assert limit.leave("c", idle=True)
     assert limit.leave("d", idle=True)
     assert not limit.leave("a", idle=True)

@@ -170,6 +170,7 @@ class SmtpLink:
     def __init__(self, timeout):
         self.timeout = timeout
         self.connection = None
+        self.on_connect = None  # called once the server has accepted the connection
 
     def send(self, message):
         if self.connection is None:
@@ -178,6 +179,8 @@ class SmtpLink:
             connection.configure_host = partial(open_smtp, connection.mail, self.timeout)
             connection.__enter__()
             self.connection = connection
+            if self.on_connect is not None:
+                self.on_connect()
         self.connection.send(message)
 
     def close(self):
@@ -191,6 +194,8 @@ class SmtpLink:
 
 class LogLink:
     """Development without a mail server: the whole email goes to the log."""
+
+    on_connect = None
 
     def send(self, message):
         log.info(
@@ -249,7 +254,9 @@ class Outcome:
         self.failure = None
 
 
-def deliver_batch(link, batch_size, stop=None, on_server_failure=None, circuit=None):
+def deliver_batch(
+    link, batch_size, stop=None, on_server_failure=None, circuit=None, on_full_claim=None
+):
     """Claim up to `batch_size` due messages and send them over `link`.
 
     A server failure ends the batch: the message in hand and the untried
@@ -260,7 +267,8 @@ def deliver_batch(link, batch_size, stop=None, on_server_failure=None, circuit=N
     failure is recorded and at the end: one UPDATE per batch, not per message.
     `on_server_failure(exc)` runs before the messages are given back, so
     that the workers stop claiming before the messages are due again; with
-    a `circuit`, nothing is claimed while it is open.
+    a `circuit`, nothing is claimed while it is open. `on_full_claim()`
+    runs when the claim took `batch_size` messages (a backlog), before sending.
     """
     session = db.session
     config = current_app.config
@@ -271,6 +279,8 @@ def deliver_batch(link, batch_size, stop=None, on_server_failure=None, circuit=N
     outcome.claimed = len(rows)
     if not rows:
         return outcome
+    if len(rows) == batch_size and on_full_claim is not None:
+        on_full_claim()
     claim = rows[0].claim_token
     lease_until = rows[0].lease_until
     sent, tally = [], metrics.Tally()

@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from functools import partial
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -106,6 +107,11 @@ class Dispatcher:
             self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
 
+    def grow(self):
+        """A full batch: a backlog. Try one more connection, and wake any sleeping sender."""
+        self.spawn()
+        self.wake.set()
+
     def run(self, app):
         """Deliver batches while there are any; probe while the server is down; then sleep."""
         me = threading.current_thread().name
@@ -123,7 +129,9 @@ class Dispatcher:
                 self.wake.clear()
                 retire = []
                 with app.app_context():
-                    link = link or new_link()
+                    if link is None:
+                        link = new_link()
+                        link.on_connect = partial(self.limit.connected, me, True)
                     try:
                         outcome = deliver_batch(
                             link,
@@ -131,6 +139,7 @@ class Dispatcher:
                             self.stopping,
                             lambda exc, retire=retire: retire.append(self.server_failed(me, exc)),
                             self.circuit,
+                            self.grow,
                         )
                     except Exception:
                         log.exception("Mail worker failed; it will try again")
@@ -152,9 +161,6 @@ class Dispatcher:
                     continue
                 if self.limit.leave(me, idle=False):
                     return
-                if outcome.claimed == app.config["MAIL_BATCH_SIZE"]:
-                    self.spawn()  # a backlog: try one more connection
-                    self.wake.set()  # and any sleeping sender joins in
         except BaseException:
             self.limit.exit(me)
             raise
