@@ -5,6 +5,7 @@ the way broken servers do) and is read back from it.
 """
 
 import logging
+import smtplib
 import socket
 import threading
 from datetime import timedelta
@@ -16,7 +17,14 @@ from conftest import build_app, close_app, delivering
 from microblog import clock
 from microblog.extensions import db
 from microblog.mail import send_email
-from microblog.mail.delivery import lease_seconds, record_failure
+from microblog.mail.delivery import (
+    MESSAGE,
+    PERMANENT,
+    SERVER,
+    classify,
+    lease_seconds,
+    record_failure,
+)
 from microblog.mail.outbox import OutboxMessage, claim_next
 
 
@@ -395,3 +403,32 @@ def test_without_a_mail_server_the_whole_email_goes_to_the_log(app, deliver, cap
     assert "Subject: Message 0" in text
     assert text.endswith("Body of message 0")
     assert outbox_rows(app)[0].state == "sent"
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind"),
+    [
+        (ConnectionRefusedError(), SERVER),
+        (TimeoutError(), SERVER),
+        (smtplib.SMTPServerDisconnected("gone"), SERVER),
+        (smtplib.SMTPConnectError(421, b"too many connections"), SERVER),
+        (smtplib.SMTPConnectError(554, b"no service"), SERVER),
+        (smtplib.SMTPHeloError(450, b"later"), SERVER),
+        (smtplib.SMTPAuthenticationError(454, b"temporary auth failure"), SERVER),
+        (smtplib.SMTPSenderRefused(451, b"rate limited", "a@example.com"), SERVER),
+        (smtplib.SMTPSenderRefused(530, b"authentication required", "a@example.com"), SERVER),
+        (smtplib.SMTPSenderRefused(553, b"sender rejected", "a@example.com"), PERMANENT),
+        (smtplib.SMTPRecipientsRefused({"b@example.com": (421, b"closing")}), SERVER),
+        (smtplib.SMTPRecipientsRefused({"b@example.com": (450, b"greylisted")}), MESSAGE),
+        (smtplib.SMTPRecipientsRefused({"b@example.com": (550, b"no such user")}), PERMANENT),
+        (smtplib.SMTPDataError(421, b"closing"), SERVER),
+        (smtplib.SMTPDataError(451, b"try later"), MESSAGE),
+        (smtplib.SMTPDataError(554, b"spam"), PERMANENT),
+        (sa.exc.OperationalError("SELECT 1", {}, Exception("database is locked")), MESSAGE),
+        (ValueError("a composer's bug"), PERMANENT),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else value,
+)
+def test_failures_are_told_apart_by_what_they_say_about_the_server(failure, kind):
+    """The server's failures open the circuit; a message's own are retried alone."""
+    assert classify(failure) == kind
