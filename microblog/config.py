@@ -67,7 +67,18 @@ class Config:
     MAIL_SUPPRESS_SEND = False
 
     # The outbox: worker threads per process, and how hard they try.
+    # MAIL_WORKERS threads always run (0: none in this process, see `flask mail worker`);
+    # more start while a backlog lasts, up to MAIL_MAX_CONNECTIONS (one SMTP connection each).
     MAIL_WORKERS = env_int("MAIL_WORKERS", 2)
+    MAIL_MAX_CONNECTIONS = env_int("MAIL_MAX_CONNECTIONS", 10)
+    # How long a lower connection cap found from the server's refusals (421/451/454) is kept.
+    MAIL_THROTTLE_MEMORY = float(os.environ.get("MAIL_THROTTLE_MEMORY", 300))
+    # Messages one worker claims (and settles) in one statement.
+    MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 5)
+    # While the server is unavailable: a probe every MIN seconds, doubling to MAX while the
+    # server answers with refusals (a port nobody listens on is probed every MIN seconds).
+    MAIL_PROBE_MIN_DELAY = float(os.environ.get("MAIL_PROBE_MIN_DELAY", 1))
+    MAIL_PROBE_MAX_DELAY = float(os.environ.get("MAIL_PROBE_MAX_DELAY", 30))
     # Seconds for one SMTP exchange. The lease of a claimed message is at least
     # 16 exchanges long, so this also sets how soon a dead worker's message returns.
     MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 10)
@@ -77,6 +88,8 @@ class Config:
     MAIL_RETRY_MAX_DELAY = float(os.environ.get("MAIL_RETRY_MAX_DELAY", 3600))
     MAIL_RETRY_DEADLINE = env_int("MAIL_RETRY_DEADLINE", 24 * 3600)
     MAIL_SHUTDOWN_TIMEOUT = float(os.environ.get("MAIL_SHUTDOWN_TIMEOUT", 20))
+    # Bearer token for /metrics; unset: /metrics answers 404.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN") or None
 
     # Password recovery and password policy.
     RESET_TOKEN_EXPIRES_IN = env_int("RESET_TOKEN_EXPIRES_IN", 600)

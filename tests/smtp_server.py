@@ -1,7 +1,8 @@
 """A real SMTP server for the tests: aiosmtpd on loopback, with a mailbox to read back.
 
-It can also misbehave the ways real servers do: be slow, refuse recipients
-with a 5xx, or refuse connections beyond a limit with a 421.
+It can also misbehave the ways real servers do: be slow, hold a message until
+the test lets it go, refuse recipients with a 5xx or defer them with a 4xx,
+or refuse connections beyond a limit with a 421.
 """
 
 import asyncio
@@ -29,6 +30,10 @@ class Mailbox:
         self.arrived = threading.Condition()
         self.delay = 0.0
         self.rejected_recipients = set()
+        self.deferred_recipients = set()  # answered "450 try later", as greylisting does
+        # A message's DATA is held until `gate` is set (when there is one): a send in progress.
+        self.gate = None
+        self.receiving = threading.Event()  # set when a DATA starts
         self.max_connections = None
         self.active = 0
         self.peak = 0
@@ -40,15 +45,23 @@ class Mailbox:
             self.messages.clear()
         self.delay, self.max_connections = 0.0, None
         self.rejected_recipients.clear()
+        self.deferred_recipients.clear()
+        self.gate = None
+        self.receiving.clear()
         self.peak = self.refused = self.connections = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.rejected_recipients:
             return "550 5.1.1 Mailbox unavailable"
+        if address in self.deferred_recipients:
+            return "450 4.2.1 Mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        self.receiving.set()
+        if self.gate is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait)
         if self.delay:
             await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.original_content, policy=policy.default)

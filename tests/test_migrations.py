@@ -18,6 +18,7 @@ TABLES = {
     "session_record",
     "login_throttle",
     "error_report_kind",
+    "mail_counter",
 }
 BEFORE_USERNAME_KEYS = "0652ef8bf78a"
 

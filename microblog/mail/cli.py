@@ -1,20 +1,29 @@
 """`flask mail ...`: look into the outbox and act on it from a shell or cron."""
 
+import logging
+import signal
+import threading
 from datetime import timedelta
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from microblog.extensions import db
-from microblog.mail import outbox
+from microblog.mail import metrics, outbox
 from microblog.mail.delivery import deliver_due
+from microblog.mail.workers import dispatcher
+
+log = logging.getLogger("microblog.mail")
+
+IDLE_LOG_INTERVAL = 60  # seconds: the worker's log says at most this often that it is alive
 
 mail_cli = AppGroup("mail", help="Inspect and deliver the email outbox.")
 
 
 @mail_cli.command("status")
 def status():
-    """Count messages by state and show the oldest one still waiting."""
+    """Count messages by state, show the oldest one still waiting, and the /metrics figures."""
     for state, count in outbox.counts_by_state(db.session).items():
         click.echo(f"{state:>8}: {count}")
     oldest = outbox.oldest_unsent(db.session)
@@ -26,6 +35,19 @@ def status():
             f"{oldest.attempts} attempt(s), next try {oldest.next_attempt_at:%H:%M:%S} UTC"
             + (f", last error: {oldest.last_error}" if oldest.last_error else "")
         )
+    figures = metrics.snapshot(db.session, current_app.config["MAIL_PROBE_MAX_DELAY"])
+    click.echo(f"oldest pending age: {figures['oldest_pending_age']:.0f}s")
+    for name in ("sent", "failed", "retried"):
+        by_tag = ", ".join(f"{tag} {value:.0f}" for tag, value in sorted(figures[name].items()))
+        click.echo(f"{name} by tag: {by_tag or 'none'}")
+    count = figures["latency_buckets"][-1][1]
+    if count:
+        median = next(le for le, n in figures["latency_buckets"] if n >= count / 2)
+        click.echo(
+            f"SMTP send time: {count:.0f} sends, mean {figures['latency_sum'] / count:.3f}s, "
+            f"median <= {median}s"
+        )
+    click.echo(f"circuits open (processes holding mail back): {figures['open_circuits']}")
 
 
 @mail_cli.command("retry")
@@ -48,3 +70,33 @@ def purge(days):
     """Delete sent and dropped messages older than --days (failed ones stay)."""
     removed = outbox.purge_settled(db.session, timedelta(days=days))
     click.echo(f"deleted {removed} settled message(s) older than {days} day(s)")
+
+
+@mail_cli.command("worker")
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="Sender threads always running (default: MAIL_WORKERS, or 2 when it is 0).",
+)
+def worker(threads):
+    """Run the mail workers in the foreground, for web processes that set MAIL_WORKERS=0.
+
+    SIGTERM or Ctrl-C: the workers finish the message in hand, then exit.
+    """
+    app = current_app._get_current_object()
+    threads = threads or app.config["MAIL_WORKERS"] or 2
+    pool = dispatcher(app)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    pool.start(size=threads)
+    log.info("Mail worker started: %d thread(s), up to %d", threads, pool.limit.ceiling)
+    sent = 0
+    while not stop.wait(IDLE_LOG_INTERVAL):
+        if pool.sent != sent:  # a line a minute while busy, none while idle
+            log.info("Mail worker: %d email(s) sent in the last minute", pool.sent - sent)
+            sent = pool.sent
+    log.info("Mail worker stopping: finishing the messages in hand")
+    pool.stop()
+    log.info("Mail worker stopped")

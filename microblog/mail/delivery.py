@@ -1,12 +1,15 @@
 """Taking messages out of the outbox and handing them to SMTP (or to the log).
 
-Used by the worker threads and by `flask mail send-pending`; both call
-`deliver_due`, which sends everything due over one SMTP connection.
+Used by the worker threads (`deliver_batch`, one batch at a time, under the
+circuit of their process) and by `flask mail send-pending` (`deliver_due`,
+everything due over one SMTP connection).
 """
 
 import logging
 import random
 import smtplib
+import time
+from contextlib import nullcontext
 from datetime import timedelta
 from functools import partial
 
@@ -16,7 +19,18 @@ from flask import current_app
 
 from microblog import clock
 from microblog.extensions import db, mail
-from microblog.mail.outbox import DROPPED, FAILED, PENDING, SENT, claim_next, settle
+from microblog.mail import metrics
+from microblog.mail.outbox import (
+    DROPPED,
+    FAILED,
+    PENDING,
+    OutboxMessage,
+    claim_batch,
+    release,
+    renew_lease,
+    settle,
+    settle_sent,
+)
 from microblog.redact import mask_email
 
 log = logging.getLogger("microblog.mail")
@@ -38,23 +52,57 @@ def composer(kind):
 
 # 5xx answers about authentication (RFC 4954): the configuration is wrong, not the message.
 AUTHENTICATION_CODES = {530, 534, 535, 538}
+# "Try later": the server is busy, or limits this client (connections, rate).
+THROTTLE_CODES = {421, 451, 454}
+
+# What a failure says: about the server (hold all mail back and probe it), about this
+# message (retry it later, alone), or nothing that a retry would change.
+SERVER, MESSAGE, PERMANENT = "server", "message", "permanent"
+
+
+def classify(exc):
+    """Server, message or permanent failure.
+
+    The server: refused or dropped connections, timeouts, any 421, answers
+    to the greeting, EHLO, STARTTLS, AUTH or MAIL FROM (4xx, and 5xx about
+    authentication): every message would fail the same way, and a fixed
+    server or configuration cures them all. The message: a 4xx to its
+    recipients or its content, and a database briefly unavailable. Permanent:
+    5xx answers about the message or its recipients, and anything else (a
+    composer that raises, a bad header: a bug that retrying won't fix).
+    """
+    code = getattr(exc, "smtp_code", None)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        if 421 in codes:
+            return SERVER
+        return PERMANENT if all(code >= 500 for code in codes) else MESSAGE
+    if isinstance(exc, smtplib.SMTPDataError):
+        if code == 421:
+            return SERVER
+        return PERMANENT if code >= 500 else MESSAGE
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return PERMANENT if code >= 500 and code not in AUTHENTICATION_CODES else SERVER
+    if isinstance(exc, (OSError, smtplib.SMTPException)):
+        return SERVER
+    if isinstance(exc, sa.exc.OperationalError):
+        return MESSAGE
+    return PERMANENT
 
 
 def is_permanent(exc):
-    """5xx answers about the message or its recipients will not change on retry.
+    """A retry will not change the outcome."""
+    return classify(exc) == PERMANENT
 
-    Everything else is temporary: refused or dropped connections, timeouts,
-    4xx, and 5xx answers about the connection or the account (a greeting or
-    HELO refused, STARTTLS or authentication failing), which a fixed server
-    or configuration cures; taken as permanent, one such answer would fail
-    the whole queue. So is a database that is briefly unavailable. What is
-    left is a bug (a composer that raises, a bad header): retrying won't help.
-    """
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        return all(code >= 500 for code, _ in exc.recipients.values())
-    if isinstance(exc, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)):
-        return exc.smtp_code >= 500 and exc.smtp_code not in AUTHENTICATION_CODES
-    return not isinstance(exc, (OSError, smtplib.SMTPException, sa.exc.OperationalError))
+
+def is_throttling(exc):
+    """The server asks this client to slow down ("421 too many connections", 451, 454)."""
+    return getattr(exc, "smtp_code", None) in THROTTLE_CODES
+
+
+def server_answered(exc):
+    """The server is up and said no (back off), rather than silent or unreachable."""
+    return isinstance(exc, smtplib.SMTPResponseException)
 
 
 def describe(exc):
@@ -78,6 +126,11 @@ def retry_delay(attempts):
 # greeting, EHLO, STARTTLS and its handshake, EHLO again, AUTH (two), MAIL FROM,
 # RCPT TO (up to three recipients), DATA, the content, its answer, and QUIT.
 EXCHANGES_PER_MESSAGE = 16
+
+
+def send_bound(config):
+    """The longest one send can take and still succeed."""
+    return EXCHANGES_PER_MESSAGE * config["MAIL_TIMEOUT"]
 
 
 def lease_seconds(config):
@@ -117,6 +170,7 @@ class SmtpLink:
     def __init__(self, timeout):
         self.timeout = timeout
         self.connection = None
+        self.on_connect = None  # called once the server has accepted the connection
 
     def send(self, message):
         if self.connection is None:
@@ -125,6 +179,8 @@ class SmtpLink:
             connection.configure_host = partial(open_smtp, connection.mail, self.timeout)
             connection.__enter__()
             self.connection = connection
+            if self.on_connect is not None:
+                self.on_connect()
         self.connection.send(message)
 
     def close(self):
@@ -138,6 +194,8 @@ class SmtpLink:
 
 class LogLink:
     """Development without a mail server: the whole email goes to the log."""
+
+    on_connect = None
 
     def send(self, message):
         log.info(
@@ -172,88 +230,220 @@ def as_flask_mail(row):
     return message
 
 
-def deliver_due(stop=None):
-    """Send every due message over one connection; returns how many were settled.
+def probe_server():
+    """Connect, EHLO (STARTTLS and AUTH when configured), NOOP, QUIT; raises on failure."""
+    config = current_app.config
+    if not config.get("MAIL_SERVER"):
+        return
+    host = open_smtp(current_app.extensions["mail"], config["MAIL_TIMEOUT"])
+    try:
+        host.ehlo_or_helo_if_needed()
+        code, _ = host.noop()
+        if code != 250:
+            raise smtplib.SMTPResponseException(code, "NOOP refused")
+        host.quit()
+    finally:
+        host.close()
 
-    Settled means sent, dropped or failed for good. Stops early when `stop`
-    is set, or at the first temporary failure: the server is down or busy,
-    so the claimed message is rescheduled and the rest wait for the next round.
+
+class Outcome:
+    """What one batch did: claimed, settled for good, sent; the server failure that ended it."""
+
+    def __init__(self):
+        self.claimed = self.settled = self.sent = 0
+        self.failure = None
+
+
+def deliver_batch(
+    link, batch_size, stop=None, on_server_failure=None, circuit=None, on_full_claim=None
+):
+    """Claim up to `batch_size` due messages and send them over `link`.
+
+    A server failure ends the batch: the message in hand and the untried
+    ones are due again at once (the circuit, not a per-message back-off,
+    decides when to try again), and `Outcome.failure` says why. Message
+    failures are rescheduled or failed one by one, and the batch goes on.
+    Sent messages are settled together, with their counters, before any
+    failure is recorded and at the end: one UPDATE per batch, not per message.
+    `on_server_failure(exc)` runs before the messages are given back, so
+    that the workers stop claiming before the messages are due again; with
+    a `circuit`, nothing is claimed while it is open. `on_full_claim()`
+    runs when the claim took `batch_size` messages (a backlog), before sending.
     """
     session = db.session
-    lease = lease_seconds(current_app.config)
+    config = current_app.config
+    lease = lease_seconds(config) + send_bound(config)
+    outcome = Outcome()
+    with circuit.claiming() if circuit is not None else nullcontext(True) as allowed:
+        rows = claim_batch(session, lease, batch_size) if allowed else []
+    outcome.claimed = len(rows)
+    if not rows:
+        return outcome
+    if len(rows) == batch_size and on_full_claim is not None:
+        on_full_claim()
+    claim = rows[0].claim_token
+    lease_until = rows[0].lease_until
+    sent, tally = [], metrics.Tally()
+    handled = 0  # rows[:handled] are sent, settled or rescheduled; the rest go back
+    for index, row in enumerate(rows):
+        if stop is not None and stop.is_set():
+            break
+        handled = index + 1
+        if clock.utcnow() + timedelta(seconds=send_bound(config)) > lease_until:
+            held = renew_lease(session, [r.id for r in rows[index:]], claim, lease)
+            lease_until = clock.utcnow() + timedelta(seconds=lease)
+            if row.id not in held:
+                warn_lease_lost(row.id)
+                continue
+        try:
+            if row.kind == "email" or compose(session, row):
+                started = time.perf_counter()
+                link.send(as_flask_mail(row))
+                tally.sent(row.tag, time.perf_counter() - started)
+                sent.append(row)
+            else:
+                outcome.settled += 1
+        except Exception as exc:  # every failure is classified and kept, none lost
+            session.rollback()
+            link.close()
+            outcome.settled += record_sent(session, sent, claim, tally)
+            outcome.sent += len(sent)
+            sent, tally = [], metrics.Tally()
+            kind = classify(exc)
+            if kind == SERVER:
+                if on_server_failure is not None:
+                    on_server_failure(exc)
+                hold_back(session, row, claim, exc)
+                release(session, [r.id for r in rows[index + 1 :]], claim)
+                outcome.failure = exc
+                return outcome
+            outcome.settled += record_failure(session, row, claim, exc, kind)
+    outcome.settled += record_sent(session, sent, claim, tally)
+    outcome.sent += len(sent)
+    release(session, [r.id for r in rows[handled:]], claim)
+    return outcome
+
+
+def deliver_due(stop=None):
+    """Send every due message, batch after batch; returns how many were settled.
+
+    Settled means sent, dropped or failed for good. Stops early when `stop`
+    is set, or at the first server failure: the messages stay due for the
+    next round (cron, `flask mail send-pending`, or the workers' circuit).
+    """
     link = new_link()
     settled = 0
+    batch_size = current_app.config["MAIL_BATCH_SIZE"]
     try:
         while stop is None or not stop.is_set():
-            row = claim_next(session, lease)
-            if row is None:
+            outcome = deliver_batch(link, batch_size, stop)
+            settled += outcome.settled
+            if outcome.failure is not None:
+                log_server_failure(outcome.failure)
                 break
-            claim = row.claim_token
-            try:
-                if row.kind == "email" or compose(session, row):
-                    link.send(as_flask_mail(row))
-                    record_sent(session, row, claim)
-            except Exception as exc:  # every failure is classified and kept, none lost
-                session.rollback()
-                link.close()
-                if not record_failure(session, row, claim, exc):
-                    break
-            settled += 1
+            if outcome.claimed == 0:
+                break
     finally:
         link.close()
     return settled
 
 
+def log_server_failure(exc):
+    log.warning("Mail server unavailable (%s): the mail stays queued", describe(exc))
+
+
 def compose(session, row):
-    """Write a deferred message; False when there is nothing to send."""
-    if not composers[row.kind](row):
-        row.state = DROPPED
+    """Write a deferred message; False when there is nothing to send.
+
+    `row` is detached (claimed in a batch): the composer fills in the
+    attached copy, and `row` takes its values for the send.
+    """
+    attached = session.get(OutboxMessage, row.id)
+    if not composers[row.kind](attached):
+        attached.state = DROPPED
         session.commit()
         return False
-    row.kind = "email"  # composed once: a retry sends the same message
+    attached.kind = "email"  # composed once: a retry sends the same message
+    for field in (
+        "kind",
+        "tag",
+        "user_id",
+        "sender",
+        "recipients",
+        "subject",
+        "text_body",
+        "html_body",
+    ):
+        setattr(row, field, getattr(attached, field))
     session.commit()
     return True
 
 
-def record_sent(session, row, claim):
-    """Mark the message sent, if this worker still holds its claim, and drop its body."""
-    row_id, tag, user_id = row.id, row.tag, row.user_id
-    # The body (a reset link, say) has no use once delivered: don't keep it.
+def record_sent(session, rows, claim, tally):
+    """Mark sent the rows this claim still holds, with their counters; how many."""
+    if not rows:
+        return 0
+    settled = set(settle_sent(session, [row.id for row in rows], claim))
+    metrics.add(session, tally)
+    session.commit()
+    for row in rows:
+        if row.id in settled:
+            audit.info("email.sent id=%s tag=%s user=%s", row.id, row.tag, row.user_id)
+        else:
+            warn_lease_lost(row.id)
+    return len(rows)
+
+
+def hold_back(session, row, claim, exc):
+    """A server failure: the message is due again at once, unless its deadline passed."""
+    now = clock.utcnow()
+    expired = now > row.deadline_at
+    tally = metrics.Tally()
+    (tally.failed if expired else tally.retried)(row.tag)
     if settle(
         session,
-        row_id,
+        row.id,
         claim,
-        state=SENT,
-        sent_at=clock.utcnow(),
+        commit=False,
+        state=FAILED if expired else PENDING,
+        next_attempt_at=now,
         lease_until=None,
-        text_body="",
-        html_body=None,
+        last_error=describe(exc),
     ):
-        audit.info("email.sent id=%s tag=%s user=%s", row_id, tag, user_id)
-    else:
-        warn_lease_lost(row_id)
+        metrics.add(session, tally)
+        if expired:
+            log.error("Email %s failed for good: retry deadline passed", row.id)
+    session.commit()
 
 
-def record_failure(session, row, claim, exc):
-    """Reschedule the message, or fail it for good; returns True in the latter case."""
+def record_failure(session, row, claim, exc, kind=None):
+    """Reschedule the message, or fail it for good; returns 1 in the latter case, else 0."""
+    kind = kind or classify(exc)
     now = clock.utcnow()
     attempts = row.attempts
     delay = retry_delay(attempts)
     retry_at = now + timedelta(seconds=delay)
-    give_up = is_permanent(exc) or retry_at > row.deadline_at
+    give_up = kind == PERMANENT or retry_at > row.deadline_at
     reason = describe(exc)
     recipients = ", ".join(mask_email(r) for r in row.recipient_list)
+    tally = metrics.Tally()
+    (tally.failed if give_up else tally.retried)(row.tag)
     if not settle(
         session,
         row.id,
         claim,
+        commit=False,
         state=FAILED if give_up else PENDING,
         next_attempt_at=retry_at,
         lease_until=None,
         last_error=reason,
     ):
+        session.commit()
         warn_lease_lost(row.id)
-    elif give_up:
+        return 0
+    metrics.add(session, tally)
+    session.commit()
+    if give_up:
         log.error(
             "Email %s to %s failed for good after %d attempt(s): %s",
             row.id,
@@ -271,7 +461,7 @@ def record_failure(session, row, claim, exc):
             reason,
             delay,
         )
-    return give_up
+    return int(give_up)
 
 
 def warn_lease_lost(row_id):

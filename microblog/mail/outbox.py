@@ -112,49 +112,134 @@ def _enqueue(message):
     return message
 
 
-def claim_next(session, lease_seconds):
-    """Atomically take the next due message, or None.
-
-    One UPDATE whose WHERE picks the row: SQLite runs it under its write
-    lock, PostgreSQL skips rows another worker has locked. A row whose lease
-    expired (its worker died) is due again, under a new `claim_token`: the
-    lease must outlast the slowest send that can still succeed (see
-    `delivery.lease_seconds`), or a live worker would share its message.
-    """
-    now = clock.utcnow()
-    due = sa.or_(
+def _due(now):
+    return sa.or_(
         sa.and_(OutboxMessage.state == PENDING, OutboxMessage.next_attempt_at <= now),
         sa.and_(OutboxMessage.state == SENDING, OutboxMessage.lease_until < now),
     )
-    candidate = (
+
+
+def claim_batch(session, lease_seconds, limit):
+    """Atomically take up to `limit` due messages under one new claim token; [] if none.
+
+    One UPDATE whose WHERE picks the rows: SQLite runs it under its write
+    lock, PostgreSQL skips rows another worker has locked (`SKIP LOCKED`). A
+    row whose lease expired (its worker died) is due again, under a new
+    `claim_token`: the lease must outlast the slowest send that can still
+    succeed (see `delivery.lease_seconds`), or a live worker would share its
+    message. The rows come back detached, their values read before the commit.
+    """
+    now = clock.utcnow()
+    candidates = (
         sa.select(OutboxMessage.id)
-        .where(due)
+        .where(_due(now))
         .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Locked first, in this transaction: PostgreSQL may run a LIMIT ... SKIP LOCKED
+        # subquery once per row of the UPDATE, which then takes every due row.
+        candidates = list(session.scalars(candidates))
+    else:
+        candidates = candidates.scalar_subquery()
     token = uuid.uuid4().hex
-    claimed_id = session.execute(
-        sa.update(OutboxMessage)
-        .where(OutboxMessage.id == candidate, due)
-        .values(
-            state=SENDING,
-            lease_until=now + timedelta(seconds=lease_seconds),
-            claim_token=token,
-            attempts=OutboxMessage.attempts + 1,
+    rows = (
+        session.execute(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id.in_(candidates), _due(now))
+            .values(
+                state=SENDING,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                claim_token=token,
+                attempts=OutboxMessage.attempts + 1,
+            )
+            .returning(OutboxMessage)
+            .execution_options(synchronize_session=False, populate_existing=True)
         )
+        .scalars()
+        .all()
+    )
+    for row in rows:
+        session.expunge(row)  # keeps the values the UPDATE returned past the commit
+    session.commit()
+    return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
+
+
+def claim_next(session, lease_seconds):
+    """Take the next due message, or None (a batch of one)."""
+    rows = claim_batch(session, lease_seconds, 1)
+    return rows[0] if rows else None
+
+
+def renew_lease(session, ids, claim_token, lease_seconds):
+    """Extend the lease of claimed rows still held; returns the ids still held."""
+    held = session.scalars(
+        sa.update(OutboxMessage)
+        .where(
+            OutboxMessage.id.in_(ids),
+            OutboxMessage.claim_token == claim_token,
+            OutboxMessage.state == SENDING,
+        )
+        .values(lease_until=clock.utcnow() + timedelta(seconds=lease_seconds))
         .returning(OutboxMessage.id)
         .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+    ).all()
     session.commit()
-    if claimed_id is None:
-        return None
-    return session.get(OutboxMessage, claimed_id)
+    return set(held)
 
 
-def settle(session, row_id, claim_token, **values):
-    """Record the outcome of a claim and commit; False if the claim was lost.
+def settle_sent(session, ids, claim_token):
+    """Mark sent, in one UPDATE, the rows this claim still holds; their ids.
+
+    The body (a reset link, say) has no use once delivered: it is erased.
+    The caller commits, so that counters can join the same transaction.
+    """
+    if not ids:
+        return []
+    return session.scalars(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.claim_token == claim_token)
+        .values(state=SENT, sent_at=clock.utcnow(), lease_until=None, text_body="", html_body=None)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+
+
+def release(session, ids, claim_token):
+    """Give back claimed rows that were never tried: due again, the attempt not counted."""
+    if not ids:
+        return 0
+    result = session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.claim_token == claim_token)
+        .values(
+            state=PENDING,
+            lease_until=None,
+            claim_token=None,
+            attempts=OutboxMessage.attempts - 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount
+
+
+def fail_expired(session):
+    """Fail the pending messages whose retry deadline passed (a long outage); their ids."""
+    ids = session.scalars(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.state == PENDING, OutboxMessage.deadline_at < clock.utcnow())
+        .values(state=FAILED)
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return ids
+
+
+def settle(session, row_id, claim_token, commit=True, **values):
+    """Record the outcome of a claim (and commit); False if the claim was lost.
 
     The claim is lost when its lease ran out and another worker took the
     message: that worker's outcome is the one to keep, not this one.
@@ -165,7 +250,8 @@ def settle(session, row_id, claim_token, **values):
         .values(**values)
         .execution_options(synchronize_session=False)
     )
-    session.commit()
+    if commit:
+        session.commit()
     return result.rowcount == 1
 
 

@@ -1,14 +1,17 @@
-"""A small, bounded pool of sender threads per process.
+"""The sender threads of one process: an adaptive pool under a circuit.
 
 Started lazily, with the real app object (never the `current_app` proxy):
 by the first transaction that queues mail, or by the first request, so that
-a restarted process also sends what its predecessor left pending. The
-threads are daemons so that they never hold a process open, and an exit
-hook asks them to finish the message in hand and stop, within gunicorn's
-graceful timeout.
+a restarted process also sends what its predecessor left pending (or by
+`flask mail worker`, for a process of its own). The threads are daemons so
+that they never hold a process open, and an exit hook asks them to finish
+the message in hand and stop, within gunicorn's graceful timeout. How many
+threads run is `pool.ConnectionLimit`'s; whether they deliver or probe a
+server that is down is `circuit.Circuit`'s.
 """
 
 import atexit
+import itertools
 import logging
 import os
 import threading
@@ -19,24 +22,49 @@ from flask import after_this_request, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from microblog.mail.delivery import deliver_due
+from microblog import clock
+from microblog.extensions import db
+from microblog.mail import metrics
+from microblog.mail.circuit import Circuit
+from microblog.mail.delivery import (
+    deliver_batch,
+    describe,
+    is_throttling,
+    new_link,
+    probe_server,
+    server_answered,
+)
+from microblog.mail.outbox import fail_expired
+from microblog.mail.pool import ConnectionLimit
 
 log = logging.getLogger("microblog.mail")
+
+# Seconds between two writes, during an outage, of the circuit's state and of the
+# messages whose deadline passed (the probes themselves may come every second).
+OUTAGE_RECORD_INTERVAL = 10
 
 
 class Dispatcher:
     """The mail worker threads of one app in one process (`app.extensions["outbox"]`)."""
 
     def __init__(self, app):
+        config = app.config
         self.app = app
-        self.size = app.config["MAIL_WORKERS"]
+        self.size = config["MAIL_WORKERS"]
+        self.limit = ConnectionLimit(
+            self.size, config["MAIL_MAX_CONNECTIONS"], config["MAIL_THROTTLE_MEMORY"]
+        )
+        self.circuit = Circuit(config["MAIL_PROBE_MIN_DELAY"], config["MAIL_PROBE_MAX_DELAY"])
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.threads = []
         # Other background threads of this app's mail (the error reports), stopped with it.
         self.companions = []
         self.pid = None
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # start() holds it while spawning
+        self.numbers = itertools.count()
+        self.sent = 0  # messages delivered by this process, for `flask mail worker`'s log
+        self.recorded = float("-inf")  # when the open circuit was last written to the database
 
     def notify(self):
         """New mail was committed: start the pool if needed and wake it."""
@@ -48,42 +76,148 @@ class Dispatcher:
     def running(self):
         return self.pid == os.getpid()
 
-    def start(self):
+    def start(self, size=None):
         """Start the pool in this process, once; cheap enough to call on every request.
 
         After a fork (gunicorn --preload) the threads did not come along, so
         the child starts its own. After `stop()` the pool stays stopped.
+        `size` overrides MAIL_WORKERS (`flask mail worker`).
         """
+        if size is not None:
+            self.size = self.limit.floor = size
+            self.limit.ceiling = max(size, self.limit.ceiling)
         if self.size <= 0 or self.running():
             return
         with self.lock:
             if self.running():
                 return
             self.stopping.clear()
-            self.threads = [
-                threading.Thread(
-                    target=self.run, args=(self.app,), name=f"mail-worker-{n}", daemon=True
-                )
-                for n in range(self.size)
-            ]
-            for thread in self.threads:
-                thread.start()
             self.pid = os.getpid()
+            for _ in range(self.size):
+                self.spawn(want_more=False)
             atexit.register(self.stop)
 
+    def spawn(self, want_more=True):
+        """One more sender thread, if the limit has room for it."""
+        if self.stopping.is_set() or not self.limit.admit(want_more):
+            return
+        thread = threading.Thread(
+            target=self.run, args=(self.app,), name=f"mail-worker-{next(self.numbers)}", daemon=True
+        )
+        with self.lock:
+            self.threads = [t for t in self.threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def grow(self):
+        """A full batch: a backlog. Try one more connection, and wake any sleeping sender."""
+        self.spawn()
+        self.wake.set()
+
     def run(self, app):
-        """Deliver what is due, then sleep until woken or the poll interval passes."""
-        interval = app.config["MAIL_POLL_INTERVAL"]
-        while not self.stopping.is_set():
-            self.wake.clear()
-            handled = 0
-            with app.app_context():
-                try:
-                    handled = deliver_due(stop=self.stopping)
-                except Exception:
-                    log.exception("Mail worker failed; it will try again")
-            if not handled:
-                self.wake.wait(interval)
+        """Deliver batches while there are any; probe while the server is down; then sleep."""
+        me = threading.current_thread().name
+        link = None
+        try:
+            while not self.stopping.is_set():
+                if self.circuit.is_open:
+                    link = self.close_link(link, me)
+                    if self.circuit.take_probe():
+                        with app.app_context():
+                            self.probe()
+                    else:
+                        self.wake.wait(min(self.circuit.seconds_to_probe(), 1.0))
+                    continue
+                self.wake.clear()
+                retire = []
+                with app.app_context():
+                    if link is None:
+                        link = new_link()
+                        link.on_connect = partial(self.limit.connected, me, True)
+                    try:
+                        outcome = deliver_batch(
+                            link,
+                            app.config["MAIL_BATCH_SIZE"],
+                            self.stopping,
+                            lambda exc, retire=retire: retire.append(self.server_failed(me, exc)),
+                            self.circuit,
+                            self.grow,
+                        )
+                    except Exception:
+                        log.exception("Mail worker failed; it will try again")
+                        outcome = None
+                if outcome is None or outcome.claimed == 0:
+                    link = self.close_link(link, me)
+                    if self.limit.leave(me, idle=True):
+                        return
+                    self.wake.wait(app.config["MAIL_POLL_INTERVAL"])
+                    continue
+                self.sent += outcome.sent
+                if outcome.sent:
+                    self.limit.connected(me, True)
+                    self.circuit.delivered()
+                if outcome.failure is not None:
+                    link = self.close_link(link, me)
+                    if any(retire):
+                        return  # retired: the server has a connection cap for us
+                    continue
+                if self.limit.leave(me, idle=False):
+                    return
+        except BaseException:
+            self.limit.exit(me)
+            raise
+        finally:
+            self.close_link(link, me)
+        self.limit.exit(me)
+
+    def close_link(self, link, me):
+        if link is not None:
+            link.close()
+        self.limit.connected(me, False)
+        return None
+
+    def server_failed(self, me, exc):
+        """Throttled while other connections work: shrink (True: retire). Else trip the circuit."""
+        if is_throttling(exc) and self.limit.throttled(me):
+            log.info(
+                "Mail server throttles (%s): %d connection(s) from this process for now",
+                describe(exc),
+                self.limit.current(),
+            )
+            return self.limit.leave(me, idle=False)
+        if self.circuit.trip(describe(exc), server_answered(exc)):
+            self.recorded = clock.monotonic()
+            metrics.set_circuit(db.session, True)
+        return False
+
+    def probe(self):
+        """Test the server; on success every sender resumes and the held mail leaves at once."""
+        try:
+            probe_server()
+        except Exception as exc:
+            self.circuit.probe_failed(server_answered(exc))
+            if clock.monotonic() - self.recorded < OUTAGE_RECORD_INTERVAL:
+                return  # probes of a silent port come every second: the database need not
+            self.recorded = clock.monotonic()
+            try:
+                expired = fail_expired(db.session)
+                if expired:
+                    log.error(
+                        "%d email(s) failed for good: the server stayed unavailable past "
+                        "their retry deadline",
+                        len(expired),
+                    )
+                metrics.set_circuit(db.session, True)
+            except Exception:
+                db.session.rollback()
+                log.exception("Could not record the mail circuit")
+            return
+        self.circuit.close()
+        self.wake.set()
+        try:
+            metrics.set_circuit(db.session, False)
+        except Exception:
+            db.session.rollback()
+            log.exception("Could not record the mail circuit")
 
     def stop(self, timeout=None):
         """Let each worker finish the message in hand, then return within `timeout` in all."""
@@ -94,7 +228,7 @@ class Dispatcher:
             companion.stop(max(0.0, deadline - time.monotonic()))
         self.stopping.set()
         self.wake.set()
-        for thread in self.threads:
+        for thread in list(self.threads):
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
         alive = [thread.name for thread in self.threads if thread.is_alive()]

@@ -1,220 +1,323 @@
-"""How fast the outbox drains, against a server that takes 50 ms per message.
+"""Delivery as deployed: recovery after SMTP outages, and a burst at a capped server.
 
-Run it as a script (it is not part of the test run):
+    .venv/bin/python tests/benchmarks/bench_outbox.py [--database-url postgresql://...]
+        [--messages 200] [--outages 3,60]
 
-    /tmp/venv/bin/python tests/benchmarks/bench_outbox.py [--messages 500]
+`gunicorn -w 2 --threads 4 wsgi:app` with DEFAULT mail settings sends to a
+real aiosmtpd server running in a process of its own:
 
-It starts its own aiosmtpd server in a process of its own, as a real server
-would be (50 ms per message, at most 10 connections at once, so at most
-10 x 20 = 200 messages a second), queues the emails in a fresh SQLite
-database in one transaction, and times the worker threads until every
-message has arrived. With TEST_DATABASE_URL set (PostgreSQL), each run uses a
-fresh schema in that database instead. Prints a markdown table.
+- Recovery: the server is stopped; visitors ask for password resets over
+  HTTP (their emails fail and are held back); after the outage the server
+  starts again on the same port, and we time how long the held-back mail
+  takes to arrive. The 10-minute outage shifts the clock (microblog.clock,
+  in an in-process app with the same default settings and its worker
+  threads) instead of waiting ten minutes.
+- Burst: the emails are queued in one transaction; the server admits 5
+  connections (a 6th gets "421 too many connections") and takes 50 ms per
+  message, so its ceiling is 100 msg/s. Throughput is the drain rate, from
+  the first arrival to the last (the workers find mail queued by another
+  process at their next poll, MAIL_POLL_INTERVAL, 2 s).
+
+The database is a fresh SQLite file, or a fresh schema in the PostgreSQL
+database given with --database-url, created with `flask db upgrade`.
+Prints Markdown tables.
 """
 
 import argparse
-import logging
 import multiprocessing
-import os
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, for smtp_server
-
-from microblog import create_app
-from microblog.config import database_url as with_driver
+from common import (
+    REPO,
+    Gunicorn,
+    Session,
+    app_env,
+    free_port,
+    get,
+    machine_table,
+    markdown_table,
+    migrate,
+    seeding_app,
+)
+from microblog import clock, create_app
+from microblog.config import database_url
 from microblog.extensions import db
 from microblog.mail import send_email
-from microblog.mail.outbox import counts_by_state
+from microblog.mail.outbox import PENDING, OutboxMessage, counts_by_state
 from microblog.mail.workers import dispatcher
-from smtp_server import SmtpServer
+from microblog.models import User
 
 SERVER_DELAY = 0.05
-SERVER_CONNECTIONS = 10
-CEILING = SERVER_CONNECTIONS / SERVER_DELAY  # messages per second the server can take
+SERVER_CONNECTIONS = 5
+CEILING = SERVER_CONNECTIONS / SERVER_DELAY
+HELD_BACK = 5  # reset requests made during each outage
+RESET = "/auth/reset_password_request"
+
+
+def serve(pipe, port):
+    """The SMTP server's process: stop/start (an outage), reset, and report arrivals."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from smtp_server import SmtpServer
+
+    server = SmtpServer(port=port).start()
+    mailbox = server.mailbox
+    arrivals = []
+    original = mailbox.handle_DATA
+
+    async def timed(*args):
+        answer = await original(*args)
+        arrivals.append(time.time())
+        return answer
+
+    mailbox.handle_DATA = timed
+    pipe.send(None)
+    while (request := pipe.recv()) != "quit":
+        command, *values = request
+        if command == "stop":
+            server.stop()
+            pipe.send(None)
+        elif command == "start":
+            server.start()
+            pipe.send(time.time())
+        elif command == "reset":
+            mailbox.clear()
+            arrivals.clear()
+            mailbox.delay, mailbox.max_connections = values
+            pipe.send(None)
+        elif command == "wait":
+            server.wait_for(values[0], timeout=values[1])
+            time.sleep(0.5)  # a duplicate would arrive right after
+            ids = [message["Message-ID"] for message in mailbox.messages]
+            pipe.send((ids, list(arrivals), mailbox.peak, mailbox.refused))
+    server.stop()
+
+
+class RemoteServer:
+    """The benchmark's end of the SMTP server's process."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.host = "127.0.0.1"
+
+    def __enter__(self):
+        self.pipe, child = multiprocessing.Pipe()
+        context = multiprocessing.get_context("spawn")
+        self.process = context.Process(target=serve, args=(child, self.port))
+        self.process.start()
+        self.pipe.recv()
+        return self
+
+    def ask(self, *request):
+        self.pipe.send(request)
+        return self.pipe.recv()
+
+    def __exit__(self, *exc):
+        self.pipe.send("quit")
+        self.process.join(10)
 
 
 class Database:
-    """A fresh database per run: a SQLite file, or a PostgreSQL schema."""
+    """A fresh SQLite file, or a fresh schema in the given PostgreSQL database."""
 
-    def __init__(self, directory):
-        self.postgres = with_driver(os.environ.get("TEST_DATABASE_URL"))
+    def __init__(self, url, folder):
+        self.base, self.folder = url, folder
         self.schema = f"bench_{uuid.uuid4().hex[:12]}"
-        self.directory = directory
 
     def __enter__(self):
-        if not self.postgres:
-            return f"sqlite:///{self.directory / f'{self.schema}.db'}", {}
-        self.admin = sa.create_engine(self.postgres)
+        if not self.base:
+            return f"sqlite:///{self.folder / 'bench.db'}"
+        self.admin = sa.create_engine(database_url(self.base))
         with self.admin.begin() as connection:
             connection.execute(sa.text(f'CREATE SCHEMA "{self.schema}"'))
-        return self.postgres, {"connect_args": {"options": f"-csearch_path={self.schema}"}}
+        return f"{self.base}?options={quote(f'-csearch_path={self.schema}')}"
 
     def __exit__(self, *exc):
-        if self.postgres:
+        if self.base:
             with self.admin.begin() as connection:
                 connection.execute(sa.text(f'DROP SCHEMA "{self.schema}" CASCADE'))
             self.admin.dispose()
 
 
-def serve(pipe):
-    """The SMTP server's process: starts the server, then answers the benchmark's requests."""
-    server = SmtpServer().start()
-    mailbox = server.mailbox
-    pipe.send((server.host, server.port))
-    while (request := pipe.recv()) != "stop":
-        if request == "reset":
-            mailbox.clear()
-            mailbox.delay, mailbox.max_connections = SERVER_DELAY, SERVER_CONNECTIONS
-            pipe.send(None)
-        else:  # ("wait", count): block until `count` messages arrived, then report
-            server.wait_for(request[1], timeout=600)
-            time.sleep(0.5)  # a duplicate would arrive right after
-            ids = [message["Message-ID"] for message in mailbox.messages]
-            pipe.send((ids, mailbox.peak, mailbox.refused))
-    server.stop()
-
-
-class RemoteServer:
-    """The benchmark's end of the server process."""
-
-    def __enter__(self):
-        self.pipe, child = multiprocessing.Pipe()
-        self.process = multiprocessing.get_context("spawn").Process(target=serve, args=(child,))
-        self.process.start()
-        self.host, self.port = self.pipe.recv()
-        return self
-
-    def reset(self):
-        self.pipe.send("reset")
-        self.pipe.recv()
-
-    def wait_for(self, count):
-        self.pipe.send(("wait", count))
-        return self.pipe.recv()
-
-    def __exit__(self, *exc):
-        self.pipe.send("stop")
-        self.process.join(10)
-
-
-def make_app(url, engine_options, server, workers):
-    app = create_app(
-        {
-            "TESTING": True,  # no log files under instance/
-            "SECRET_KEY": "benchmark-secret-key-of-at-least-32-bytes",
-            "SERVER_NAME": "localhost",
-            "SQLALCHEMY_DATABASE_URI": url,
-            "SQLALCHEMY_ENGINE_OPTIONS": engine_options,
-            "MAIL_SERVER": server.host,
-            "MAIL_PORT": server.port,
-            "MAIL_DEFAULT_SENDER": "Microblog <no-reply@example.com>",
-            "MAIL_WORKERS": workers,
-        }
-    )
+def seed_users(app, count):
     with app.app_context():
-        db.create_all()
-    return app
+        db.session.add_all(
+            User(username=f"user{n}", email=f"user{n}@example.com", password_hash="x")
+            for n in range(count)
+        )
+        db.session.commit()
 
 
-def queue(app, count):
-    """All the emails in one transaction: the workers start when it commits."""
+def queue_emails(app, count):
     with app.app_context():
         for n in range(count):
             send_email(f"Bench {n}", None, [f"reader{n}@example.com"], f"Message {n}", None)
         db.session.commit()
 
 
-class ThreadSampler:
-    """Threads of the process, and the mail threads among them, sampled every 2 ms."""
-
-    def __init__(self):
-        self.peak = self.peak_mail = 0
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self.sample, daemon=True)
-
-    def sample(self):
-        while not self.done.wait(0.002):
-            threads = [t for t in threading.enumerate() if t is not self.thread]
-            self.peak = max(self.peak, len(threads))
-            self.peak_mail = max(self.peak_mail, sum(t.name.startswith("mail-") for t in threads))
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join()
+def outbox(app):
+    """Counts by state, and the errors of the messages now held back."""
+    with app.app_context():
+        counts = counts_by_state(db.session)
+        held = sa.select(OutboxMessage.last_error).where(
+            OutboxMessage.state == PENDING, OutboxMessage.last_error.is_not(None)
+        )
+        errors = sorted(set(db.session.scalars(held)))
+        db.session.remove()
+    return counts, errors
 
 
-def run(server, directory, label, instances, workers, count):
-    """Queue `count` emails, let `instances` apps with `workers` threads each send them."""
-    server.reset()
-    with Database(directory) as (url, engine_options):
-        apps = [make_app(url, engine_options, server, workers) for _ in range(instances)]
-        with ThreadSampler() as sampler:
-            started = time.monotonic()
-            queue(apps[0], count)
-            for app in apps[1:]:  # the other instances wake at their next request
-                app.test_client().get("/healthz")
-            ids, peak_connections, refused = server.wait_for(count)
-            elapsed = time.monotonic() - started - 0.5  # the server waited for duplicates
-        for app in apps:
-            dispatcher(app).stop(timeout=10)
-        with apps[0].app_context():
-            sent = counts_by_state(db.session)["sent"]
-        for app in apps:
-            with app.app_context():
-                db.engine.dispose()
+def wait_for_states(app, predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts, errors = outbox(app)
+        if predicate(counts, errors):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the outbox never got there: {outbox(app)}")
+
+
+def warm_up(port):
+    """Requests on both gunicorn workers, so that both start their mail threads."""
+    threads = [
+        threading.Thread(target=get, args=("127.0.0.1", port, "/healthz")) for _ in range(16)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def request_resets(port, first, count):
+    for n in range(first, first + count):
+        session = Session(port)
+        token = session.csrf_token(RESET)
+        session.request("POST", RESET, {"csrf_token": token, "email": f"user{n}@example.com"})
+
+
+def recovery(server, app, port, outage, first_user):
+    """Stop the server, queue mail over HTTP, restart after `outage` s; seconds to deliver."""
+    server.ask("reset", 0.0, None)
+    server.ask("stop")
+    stopped = time.monotonic()
+    request_resets(port, first_user, HELD_BACK)
+    wait_for_states(app, lambda counts, errors: errors)  # a worker tried: the circuit is open
+    time.sleep(max(0.0, outage - (time.monotonic() - stopped)))
+    back = server.ask("start")
+    ids, arrivals, _, _ = server.ask("wait", HELD_BACK, outage + 120)
+    return max(arrivals) - back, len(ids)
+
+
+def shifted_recovery(server, url, minutes):
+    """The long outage, in-process: the clock jumps `minutes` while the server is down."""
+    server.ask("reset", 0.0, None)
+    app = create_app(
+        {
+            "SECRET_KEY": "benchmark-secret-key-of-at-least-32-bytes-long",
+            "SERVER_NAME": "127.0.0.1",
+            "TESTING": True,  # logs to stderr, not instance/logs
+            "SQLALCHEMY_DATABASE_URI": database_url(url),
+            "MAIL_SERVER": server.host,
+            "MAIL_PORT": server.port,
+        }
+    )
+    server.ask("stop")
+    queue_emails(app, HELD_BACK)  # the commit starts this app's workers
+    wait_for_states(app, lambda counts, errors: errors)
+    real_utcnow, real_monotonic = clock.utcnow, clock.monotonic
+    shift = minutes * 60
+    clock.utcnow = lambda: real_utcnow() + timedelta(seconds=shift)
+    clock.monotonic = lambda: real_monotonic() + shift
+    try:
+        time.sleep(3)  # the workers live in the shifted time for a while, server still down
+        back = server.ask("start")
+        ids, arrivals, _, _ = server.ask("wait", HELD_BACK, 120)
+    finally:
+        dispatcher(app).stop(10)
+        clock.utcnow, clock.monotonic = real_utcnow, real_monotonic
+        with app.app_context():
+            db.engine.dispose()
+    return max(arrivals) - back, len(ids)
+
+
+def burst(server, app, count):
+    server.ask("reset", SERVER_DELAY, SERVER_CONNECTIONS)
+    queued = time.time()
+    queue_emails(app, count)
+    ids, arrivals, peak, refused = server.ask("wait", count, 120)
+    wait_for_states(app, lambda counts, errors: counts["pending"] + counts["sending"] == 0)
+    counts, _ = outbox(app)
+    drain = (len(arrivals) - 1) / (max(arrivals) - min(arrivals))
     return {
-        "setup": label,
-        "delivered": len(set(ids)),
-        "rows sent": sent,
+        "msg/s": f"{drain:.0f}",
+        "of ceiling": f"{drain / CEILING:.0%}",
+        "first arrival": f"{min(arrivals) - queued:.2f} s after the commit",
+        "lost": count - len(set(ids)),
         "duplicates": len(ids) - len(set(ids)),
-        "wall time": f"{elapsed:.2f} s",
-        "msg/s": f"{count / elapsed:.0f}",
-        "of ceiling": f"{count / elapsed / CEILING:.0%}",
-        "peak threads": f"{sampler.peak} ({sampler.peak_mail} mail)",
-        "peak connections": peak_connections,
-        "refused": refused,
+        "rows sent": counts["sent"],
+        "refused connections": refused,
+        "peak connections": peak,
     }
-
-
-def markdown(rows):
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=500)
+    parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--outages", default="3,60", help="seconds, comma-separated")
     args = parser.parse_args()
-    logging.getLogger("microblog.audit").setLevel(logging.WARNING)  # a line per email otherwise
-    setups = [
-        ("1 app, MAIL_WORKERS=10", 1, 10),
-        ("1 app, MAIL_WORKERS=2 (default)", 1, 2),
-        ("2 app instances sharing the database, 5 workers each", 2, 5),
-    ]
-    with RemoteServer() as server, tempfile.TemporaryDirectory() as directory:
-        rows = [
-            run(server, Path(directory), label, instances, workers, args.messages)
-            for label, instances, workers in setups
-        ]
-    database = "PostgreSQL" if os.environ.get("TEST_DATABASE_URL") else "SQLite"
+    outages = [float(value) for value in args.outages.split(",") if value]
+    database = "PostgreSQL" if args.database_url else "SQLite"
+
+    with tempfile.TemporaryDirectory() as tmp, RemoteServer() as server:
+        folder = Path(tmp)
+        with Database(args.database_url, folder) as url:
+            port = free_port()
+            env = app_env(url, port, MAIL_SERVER=server.host, MAIL_PORT=server.port)
+            env["GUNICORN_CMD_ARGS"] = "--threads 4"
+            migrate(env)
+            app = seeding_app(url)
+            seed_users(app, HELD_BACK * len(outages))
+            rows = []
+            with Gunicorn("wsgi:app", REPO, env, port, folder / "app.log"):
+                warm_up(port)
+                for n, outage in enumerate(outages):
+                    seconds, delivered = recovery(server, app, port, outage, n * HELD_BACK)
+                    rows.append((f"{outage:.0f} s", f"{seconds:.2f} s", f"{delivered}/{HELD_BACK}"))
+                warm_up(port)
+                log_start = (folder / "app.log").stat().st_size
+                burst_row = burst(server, app, args.messages)
+            with open(folder / "app.log", "rb") as log:
+                log.seek(log_start)
+                burst_log = log.read().decode(errors="replace")
+            burst_row["pool shrank (throttled)"] = burst_log.count("Mail server throttles")
+            burst_row["circuits opened"] = burst_log.count("Mail server unavailable")
+            seconds, delivered = shifted_recovery(server, url, 10)
+            rows.append(("10 min (clock shifted)", f"{seconds:.2f} s", f"{delivered}/{HELD_BACK}"))
+            with app.app_context():
+                db.engine.dispose()
+
+    print(machine_table())
+    print(f"\n{database}, `gunicorn -w 2 --threads 4 wsgi:app`, default mail settings.\n")
+    print(f"Recovery: {HELD_BACK} reset emails requested during an SMTP outage\n")
     print(
-        f"{args.messages} emails, {database}; server: {SERVER_DELAY * 1000:.0f} ms per message, "
+        markdown_table(
+            ("outage", "last held-back email arrived after the server's return", "delivered"), rows
+        )
+    )
+    print(
+        f"\nBurst: {args.messages} emails; server {SERVER_DELAY * 1000:.0f} ms per message, "
         f"at most {SERVER_CONNECTIONS} connections (ceiling {CEILING:.0f} msg/s)\n"
     )
-    print(markdown(rows))
+    print(markdown_table(tuple(burst_row), [tuple(burst_row.values())]))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,124 @@
+"""`flask --app microblog mail worker`: the mail workers in a process of their own.
+
+Run as an operator runs it, as a subprocess with the production configuration,
+next to an app whose web processes set MAIL_WORKERS=0.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from test_outbox_delivery import outbox_rows, queue_emails
+
+from conftest import TEST_SECRET_KEY
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Worker:
+    """The command's process, with its output collected line by line."""
+
+    def __init__(self, env):
+        self.lines = []
+        self.changed = threading.Condition()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "microblog", "mail", "worker"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self):
+        for line in self.process.stdout:
+            with self.changed:
+                self.lines.append(line.rstrip())
+                self.changed.notify_all()
+
+    def wait_for_line(self, text, timeout=30):
+        with self.changed:
+            found = self.changed.wait_for(lambda: any(text in line for line in self.lines), timeout)
+        assert found, f"no line with {text!r} in:\n" + "\n".join(self.lines)
+
+    def close(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.reader.join(10)
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def worker(database_url, smtp, tmp_path):
+    url, engine_options = database_url
+    options = engine_options.get("connect_args", {}).get("options")
+    if options:  # PostgreSQL: the test's schema
+        url = f"{url}?options={quote(options)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "MAIL_"))}
+    env.update(
+        DATABASE_URL=url,
+        SECRET_KEY=TEST_SECRET_KEY,
+        SERVER_NAME="localhost",
+        MAIL_SERVER=smtp.host,
+        MAIL_PORT=str(smtp.port),
+        MAIL_WORKERS="0",  # the web processes' setting: the worker runs its own default
+        MAIL_POLL_INTERVAL="0.2",
+        LOG_TO_STDOUT="1",
+        PYTHONUNBUFFERED="1",
+    )
+    workers = []
+
+    def start():
+        workers.append(Worker(env))
+        return workers[-1]
+
+    yield start
+    for process in workers:
+        process.close()
+
+
+def test_the_worker_process_sends_what_the_web_processes_queue_and_is_quiet_idle(app, smtp, worker):
+    running = worker()
+    running.wait_for_line("Mail worker started: 2 thread(s)")
+    queue_emails(app, 3)  # MAIL_WORKERS=0 here: only the worker process sends
+    assert len(smtp.wait_for(3, timeout=30)) == 3
+    running.wait_for_line("email.sent id=3")
+    with running.changed:
+        idle_from = len(running.lines)
+    # Idle, polling every 0.2 s, until the next email: no line for the polls.
+    queue_emails(app, 1)
+    smtp.wait_for(4, timeout=30)
+    running.wait_for_line("email.sent id=4")
+    running.process.send_signal(signal.SIGTERM)
+    assert running.process.wait(30) == 0
+    assert {row.state for row in outbox_rows(app)} == {"sent"}
+    quiet = [line for line in running.lines[idle_from:] if "email.sent id=4" not in line]
+    assert all("Mail worker stop" in line for line in quiet), quiet
+
+
+def test_sigterm_finishes_the_message_in_hand_and_gives_back_the_rest(app, smtp, worker):
+    smtp.mailbox.gate = threading.Event()
+    running = worker()
+    try:
+        queue_emails(app, 3)
+        assert smtp.mailbox.receiving.wait(30), "the worker never started a send"
+        running.process.send_signal(signal.SIGTERM)
+        running.wait_for_line("Mail worker stopping")
+    finally:
+        smtp.mailbox.gate.set()  # the message in hand is accepted
+    assert running.process.wait(30) == 0
+    rows = outbox_rows(app)
+    assert sorted(row.state for row in rows) == ["pending", "pending", "sent"]
+    assert [m["Message-ID"] for m in smtp.messages] == [
+        r.message_id for r in rows if r.state == "sent"
+    ]
+    assert all(row.attempts == 0 for row in rows if row.state == "pending")
+    running.wait_for_line("Mail worker stopped")
