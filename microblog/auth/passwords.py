@@ -160,14 +160,19 @@ def bounded(function, *args):
     return _hashing_slots(app).run(function, *args, timeout=app.config["PASSWORD_HASH_WAIT"])
 
 
-def hasher():
-    """Argon2id with the configured parameters."""
+def argon2_parameters():
+    """(time cost, memory in KiB, parallelism), as configured."""
     config = current_app.config
-    return _hasher(
+    return (
         config["PASSWORD_ARGON2_TIME_COST"],
         config["PASSWORD_ARGON2_MEMORY_KIB"],
         config["PASSWORD_ARGON2_PARALLELISM"],
     )
+
+
+def hasher():
+    """Argon2id with the configured parameters."""
+    return _hasher(*argon2_parameters())
 
 
 @cache
@@ -224,12 +229,7 @@ def upgrade_hash(user, password):
 
 def dummy_hash():
     """A hash made with the configured parameters, of no one's password."""
-    config = current_app.config
-    return _dummy_hash(
-        config["PASSWORD_ARGON2_TIME_COST"],
-        config["PASSWORD_ARGON2_MEMORY_KIB"],
-        config["PASSWORD_ARGON2_PARALLELISM"],
-    )
+    return _dummy_hash(*argon2_parameters())
 
 
 @cache
