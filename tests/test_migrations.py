@@ -10,7 +10,7 @@ from conftest import test_config
 from microblog import create_app
 from microblog.extensions import db
 
-TABLES = {"user", "post", "followers", "outbox"}
+TABLES = {"user", "post", "followers", "outbox", "timeline_entry"}
 
 
 @pytest.fixture
