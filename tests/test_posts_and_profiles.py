@@ -262,3 +262,24 @@ def test_last_seen_is_written_at_most_once_a_minute(app, client, susan, monkeypa
     monkeypatch.setattr(clock, "utcnow", lambda: much_later)
     client.get("/explore")
     assert last_seen() == much_later
+
+
+def test_about_me_keeps_its_line_breaks(client, susan):
+    client.post("/edit_profile", data={"username": "susan", "about_me": "Line one\nLine two"})
+    assert '<p class="about-me mb-2">Line one\nLine two</p>' in client.get("/user/susan").text
+
+
+def test_the_change_password_form_names_the_account_for_password_managers(client, susan):
+    page = client.get("/auth/change_password").text
+    assert re.search(
+        r'<input type="text" id="account-username" autocomplete="username" value="susan"', page
+    )
+
+
+def test_post_times_read_relative_with_the_exact_time_on_hover(app, client, make_user):
+    make_user("john")
+    add_posts(app, "john", 1, start=clock.utcnow() - timedelta(minutes=5, seconds=10))
+    page = client.get("/explore").text
+    assert re.search(
+        r'<time datetime="[0-9-]+T[0-9:]+Z" title="[0-9-]+ [0-9:]+ UTC">5 minutes ago</time>', page
+    )

@@ -60,16 +60,22 @@ def all_posts():
 
 
 @bp.route("/", methods=["GET", "POST"])
+def home():
+    """The site's front door: your timeline when signed in, else what this place is."""
+    if current_user.is_authenticated:
+        return index()
+    if request.method == "POST":
+        return login.unauthorized()
+    latest = db.session.scalars(
+        all_posts().order_by(Post.timestamp.desc(), Post.id.desc()).limit(WELCOME_POSTS)
+    ).all()
+    return render_template("main/welcome.html", posts=latest)
+
+
 @bp.route("/index", methods=["GET", "POST"])
+@login_required
 def index():
-    """Your timeline and a box to write; for visitors, what this place is."""
-    if not current_user.is_authenticated:
-        if request.method == "POST":
-            return login.unauthorized()
-        latest = db.session.scalars(
-            all_posts().order_by(Post.timestamp.desc(), Post.id.desc()).limit(WELCOME_POSTS)
-        ).all()
-        return render_template("main/welcome.html", posts=latest)
+    """Your timeline: what you and the people you follow wrote, and a box to write."""
     form = PostForm()
     if form.validate_on_submit():
         db.session.add(Post(body=form.post.data, author=current_user))
