@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from test_posts_and_profiles import pager_links
 
 

@@ -1,6 +1,6 @@
 """Do pages stay as fast at 1,000,000 posts as at 1,000? 10,000 users, in-process.
 
-    .venv/bin/python tests/benchmarks/bench_scale.py                 # SQLite, 1,000 and 1,000,000 posts
+    .venv/bin/python tests/benchmarks/bench_scale.py            # SQLite: 1,000 and 1,000,000 posts
     .venv/bin/python tests/benchmarks/bench_scale.py --postgresql postgresql://postgres@127.0.0.1:5432
     .venv/bin/python tests/benchmarks/bench_scale.py --database-url URL --posts 1000000
 
