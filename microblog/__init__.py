@@ -18,6 +18,7 @@ from microblog import mail as outbox
 from microblog.config import Config
 from microblog.extensions import bootstrap, csrf, db, limiter, login, mail, migrate
 from microblog.security import add_security_headers, untrusted_host
+from microblog.session_cookie import SignedCookieSessions
 from microblog.urls import public_host
 
 MIN_SECRET_KEY_BYTES = 32
@@ -162,6 +163,7 @@ def register_extensions(app):
     limiter.init_app(app)
     bootstrap.init_app(app)
     outbox.init_app(app)
+    app.session_interface = SignedCookieSessions()
 
 
 def register_blueprints(app):
