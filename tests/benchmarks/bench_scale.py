@@ -40,6 +40,7 @@ DEEP = 40  # rel="next" links followed for the deep page
 VIEWER_PASSWORD = "bench scale viewer passphrase"
 BATCH = 20_000
 RUNS = 15
+WARMUP = 3
 NEXT_LINK = re.compile(r'rel="next" href="([^"]+)"')
 
 
@@ -98,6 +99,11 @@ def build(database_url, posts, seed=13):
                     "user_id": author,
                 }
 
+        loaded = (Post.__table__, TimelineEntry.__table__)
+        with db.engine.begin() as connection:  # an index built once is faster than kept up
+            for table in loaded:
+                for index in table.indexes:
+                    index.drop(connection)
         insert(db, Post.__table__, post_rows())
         with db.engine.begin() as connection:
             # What follow()/unfollow() and the post fan-out keep up to date, done in bulk.
@@ -119,11 +125,14 @@ def build(database_url, posts, seed=13):
             connection.execute(
                 sa.insert(TimelineEntry).from_select(
                     columns,
-                    sa.select(followers.c.follower_id, Post.id, Post.user_id, Post.timestamp).join(
-                        followers, followers.c.followed_id == Post.user_id
-                    ),
+                    sa.select(followers.c.follower_id, Post.id, Post.user_id, Post.timestamp)
+                    .join(followers, followers.c.followed_id == Post.user_id)
+                    .order_by(followers.c.follower_id, Post.id),  # primary key order
                 )
             )
+            for table in loaded:
+                for index in table.indexes:
+                    index.create(connection)
             if connection.dialect.name == "postgresql":
                 for table in ("user", "followers", "post", "timeline_entry"):
                     connection.execute(sa.text(f'ANALYZE "{table}"'))
@@ -189,51 +198,64 @@ def deep_url(client, url, links):
     return url, followed
 
 
-def timed(client, url):
-    """Median seconds of RUNS requests, after three to warm caches."""
-    for _ in range(3):
-        assert client.get(url).status_code == 200, url
-    times = []
-    for _ in range(RUNS):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append(time.perf_counter() - started)
-        assert response.status_code == 200, url
-    return statistics.median(times)
+def measure(database_urls):
+    """{url: {label: (median wall s, median CPU s, page reached)}}, sizes measured in turns.
 
+    One request per page and database per round, so that a busy moment of the
+    machine lands on every size alike rather than on one. CPU time (this
+    process's, time.process_time) is what the ratio uses: on a shared machine
+    wall time also counts other programs' turns on the CPU. SQLite reads are
+    in-process work, so CPU time includes them; waits for the disk or for
+    PostgreSQL are the difference between the two figures.
+    """
+    targets = []  # (url, label, client, path, page number)
+    apps = []
+    for database_url in database_urls:
+        app = measuring_app(database_url)
+        apps.append(app)
+        visitor = app.test_client()
+        pages = [
+            ("/index viewer500", signed_in(app, "viewer500"), "/index"),
+            ("/index viewer3", signed_in(app, "viewer3"), "/index"),
+            ("/explore", visitor, "/explore"),
+            ("profile (active user)", visitor, "/user/user00001"),
+        ]
+        for label, client, path in pages:
+            targets.append((database_url, f"{label}, page 1", client, path, 1))
+            deep, followed = deep_url(client, path, DEEP)
+            targets.append((database_url, f"{label}, deep", client, deep, followed + 1))
+    wall = {index: [] for index in range(len(targets))}
+    cpu = {index: [] for index in range(len(targets))}
+    for round_number in range(WARMUP + RUNS):
+        for index, (_url, _label, client, path, _page) in enumerate(targets):
+            started, started_cpu = time.perf_counter(), time.process_time()
+            response = client.get(path)
+            elapsed, elapsed_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+            assert response.status_code == 200, path
+            if round_number >= WARMUP:
+                wall[index].append(elapsed)
+                cpu[index].append(elapsed_cpu)
+    results = {url: {} for url in database_urls}
+    for index, (url, label, _client, _path, page) in enumerate(targets):
+        results[url][label] = (
+            statistics.median(wall[index]),
+            statistics.median(cpu[index]),
+            page,
+        )
+    for app in apps:
+        with app.app_context():
+            from microblog.extensions import db
 
-def measure(database_url):
-    """{page label: (seconds, page number reached)}."""
-    app = measuring_app(database_url)
-    results = {}
-    visitor = app.test_client()
-    pages = [
-        ("/index viewer500", signed_in(app, "viewer500"), "/index"),
-        ("/index viewer3", signed_in(app, "viewer3"), "/index"),
-        ("/explore", visitor, "/explore"),
-        ("profile (active user)", visitor, "/user/user00001"),
-    ]
-    for label, client, url in pages:
-        results[f"{label}, page 1"] = (timed(client, url), 1)
-        deep, followed = deep_url(client, url, DEEP)
-        results[f"{label}, deep"] = (timed(client, deep), followed + 1)
-    with app.app_context():
-        from microblog.extensions import db
-
-        db.engine.dispose()
+            db.engine.dispose()
     return results
 
 
-def run_size(database_url, posts, keep):
-    env = app_env(database_url, 5000)
-    migrate(env)
+def build_timed(database_url, posts):
+    """Schema by the contract's command, then the data; returns the build time in seconds."""
+    migrate(app_env(database_url, 5000))
     started = time.monotonic()
     build(database_url, posts)
-    built = time.monotonic() - started
-    results = measure(database_url)
-    if keep:
-        print(f"Kept {database_url}: sign in as viewer500 or viewer3, password {VIEWER_PASSWORD!r}")
-    return built, results
+    return time.monotonic() - started
 
 
 def postgres_database(server_url, name):
@@ -267,21 +289,28 @@ def main():
 
     from microblog.config import database_url as with_driver
 
-    runs = {}
-    for posts in args.posts:
-        if args.database_url:
-            runs[posts] = run_size(with_driver(args.database_url), posts, keep=True)
-        elif args.postgresql:
-            url, drop = postgres_database(args.postgresql, f"microblog_bench_scale_{posts}")
-            try:
-                runs[posts] = run_size(with_driver(url), posts, keep=False)
-            finally:
+    with tempfile.TemporaryDirectory() as tmp:
+        urls, droppers = {}, []
+        try:
+            for posts in args.posts:
+                if args.database_url:
+                    urls[posts] = with_driver(args.database_url)
+                elif args.postgresql:
+                    url, drop = postgres_database(args.postgresql, f"microblog_bench_{posts}")
+                    urls[posts], droppers = with_driver(url), [*droppers, drop]
+                else:
+                    urls[posts] = f"sqlite:///{Path(tmp) / f'scale-{posts}.db'}"
+            built = {posts: build_timed(url, posts) for posts, url in urls.items()}
+            measured = measure(list(urls.values()))
+        finally:
+            for drop in droppers:
                 drop()
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                url = f"sqlite:///{Path(tmp) / 'scale.db'}"
-                runs[posts] = run_size(url, posts, keep=False)
-    report(args, runs)
+    if args.database_url:
+        print(
+            f"Kept {args.database_url}: sign in as viewer500 or viewer3, "
+            f"password {VIEWER_PASSWORD!r}\n"
+        )
+    report(args, {posts: (built[posts], measured[url]) for posts, url in urls.items()})
 
 
 def report(args, runs):
@@ -291,22 +320,23 @@ def report(args, runs):
     sizes = sorted(runs)
     print(machine_table())
     print()
+    builds = ", ".join(f"{n:,} posts {runs[n][0]:.0f} s" for n in sizes)
     print(
-        f"{backend}, in-process (Flask test client), {USERS:,} users, median of {RUNS} requests; "
-        f"build time: " + ", ".join(f"{n:,} posts {runs[n][0]:.0f} s" for n in sizes) + "\n"
+        f"{backend}, in-process (Flask test client), {USERS:,} users, median of {RUNS} "
+        f"requests taken in turns; build time: {builds}\n"
     )
     labels = list(runs[sizes[0]][1])
-    header = ["page"] + [f"{n:,} posts" for n in sizes]
+    header = ["page"] + [f"{n:,} posts: CPU (wall)" for n in sizes]
     if len(sizes) > 1:
-        header.append(f"{sizes[-1]:,} / {sizes[0]:,}")
+        header.append(f"{sizes[-1]:,} / {sizes[0]:,} (CPU)")
     rows = []
     for label in labels:
         cells = [label]
         for n in sizes:
-            seconds, page = runs[n][1][label]
-            cells.append(f"{seconds * 1000:.1f} ms (page {page})")
+            wall, cpu, page = runs[n][1][label]
+            cells.append(f"{cpu * 1000:.1f} ms ({wall * 1000:.1f} ms), page {page}")
         if len(sizes) > 1:
-            ratio = runs[sizes[-1]][1][label][0] / runs[sizes[0]][1][label][0]
+            ratio = runs[sizes[-1]][1][label][1] / runs[sizes[0]][1][label][1]
             cells.append(f"{ratio:.2f}x")
         rows.append(cells)
     print(markdown_table(header, rows))
