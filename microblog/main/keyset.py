@@ -106,7 +106,7 @@ def paginate(query, columns, row_key, per_page, endpoint, **values):
 
 def rows(query, columns, descending, limit):
     order = [column.desc() if descending else column.asc() for column in columns]
-    return list(db.session.scalars(query.order_by(*order).limit(limit)).unique())
+    return db.session.scalars(query.order_by(*order).limit(limit)).all()
 
 
 def exists(query):
