@@ -283,3 +283,9 @@ def test_post_times_read_relative_with_the_exact_time_on_hover(app, client, make
     assert re.search(
         r'<time datetime="[0-9-]+T[0-9:]+Z" title="[0-9-]+ [0-9:]+ UTC">5 minutes ago</time>', page
     )
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "%00", "-5", "OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk6MQ"])
+def test_a_hostile_cursor_on_the_home_timeline_is_a_404(client, susan, cursor):
+    for direction in ("before", "after"):
+        assert client.get(f"/index?{direction}={cursor}").status_code == 404
