@@ -19,6 +19,7 @@ from microblog.config import Config
 from microblog.extensions import bootstrap, csrf, db, limiter, login, mail, migrate
 from microblog.hostile_input import BoundedInt, refuse_in_url
 from microblog.security import add_security_headers, refuse_oversized_body, untrusted_host
+from microblog.session_cookie import SignedCookieSessions
 from microblog.urls import public_host
 
 MIN_SECRET_KEY_BYTES = 32
@@ -195,6 +196,7 @@ def register_extensions(app):
     limiter.init_app(app)
     bootstrap.init_app(app)
     outbox.init_app(app)
+    app.session_interface = SignedCookieSessions()
 
 
 def register_blueprints(app):

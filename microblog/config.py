@@ -141,6 +141,11 @@ class Config:
 
     # Pages and sessions.
     POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 25)
+    PEOPLE_PER_PAGE = env_int("PEOPLE_PER_PAGE", 30)  # follower and following lists
+    # Longest post accepted, in characters; at most 1000 (the column's width).
+    POST_MAX_LENGTH = min(env_int("POST_MAX_LENGTH", 280), 1000)
+    # How many of a user's latest posts a new follow copies into the follower's timeline.
+    TIMELINE_BACKFILL = env_int("TIMELINE_BACKFILL", 1000)
     LAST_SEEN_INTERVAL = 60  # seconds between two writes of User.last_seen
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

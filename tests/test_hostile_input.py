@@ -182,11 +182,13 @@ def test_a_control_character_in_a_url_is_a_404(client, path):
     assert client.get(path).status_code == 404
 
 
-@pytest.mark.parametrize("page", ["9223372036854775807", "-1", "0", "10000000000"])
-def test_an_impossible_page_number_is_a_404(client, make_user, page):
+@pytest.mark.parametrize("cursor", ["9223372036854775807", "-1", "0", "10000000000", "%FF%FE"])
+def test_an_impossible_cursor_is_a_404(client, make_user, cursor):
+    """Pages are keyset cursors now (main/keyset.py); a forged one is not a page."""
     make_user("susan")
-    assert client.get(f"/explore?page={page}").status_code == 404
-    assert client.get(f"/user/susan?page={page}").status_code == 404
+    for query in ("after", "before"):
+        assert client.get(f"/explore?{query}={cursor}").status_code == 404
+        assert client.get(f"/user/susan?{query}={cursor}").status_code == 404
 
 
 def test_an_int_path_segment_past_64_bits_is_a_404(app, client):

@@ -19,6 +19,7 @@ TABLES = {
     "login_throttle",
     "error_report_kind",
     "mail_counter",
+    "timeline_entry",
 }
 BEFORE_USERNAME_KEYS = "0652ef8bf78a"
 

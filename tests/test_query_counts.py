@@ -70,7 +70,7 @@ def queries_for(app, client, url):
     with counting_queries(app) as statements:
         page = client.get(url)
     assert page.status_code == 200
-    return len(re.findall(r'class="d-flex mb-3 post"', page.text)), statements
+    return len(re.findall(r'<article class="card mb-3 post"', page.text)), statements
 
 
 @pytest.mark.parametrize(

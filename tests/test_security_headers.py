@@ -67,10 +67,10 @@ def test_the_429_page_carries_them_too(client):
 
 @pytest.mark.settings(PROPAGATE_EXCEPTIONS=False)
 def test_the_500_page_carries_them_too(client, monkeypatch):
-    def broken(query):
+    def broken():
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(main_routes, "newest_first", broken)
+    monkeypatch.setattr(main_routes, "all_posts", broken)
     response = client.get("/explore")
     assert response.status_code == 500
     assert_security_headers(response)

@@ -19,7 +19,7 @@ from microblog.auth.throttle import LoginThrottle
 from microblog.extensions import db
 from microblog.mail.delivery import composer
 from microblog.mail.outbox import SENT, OutboxMessage, defer_email
-from microblog.models import Post, User, followers
+from microblog.models import Post, TimelineEntry, User, followers
 
 audit = logging.getLogger("microblog.audit")
 
@@ -36,6 +36,25 @@ def erase_account(user, *only_if):
     longer hold, and the caller then rolls back.
     """
     user_id, address = user.id, user.email
+    followed = sa.select(followers.c.followed_id).where(followers.c.follower_id == user_id)
+    following = sa.select(followers.c.follower_id).where(followers.c.followed_id == user_id)
+    db.session.execute(  # the counts on the profiles of the people on either side
+        sa.update(User)
+        .where(User.id.in_(followed))
+        .values(followers_count=User.followers_count - 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.update(User)
+        .where(User.id.in_(following))
+        .values(following_count=User.following_count - 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        sa.delete(TimelineEntry).where(
+            sa.or_(TimelineEntry.owner_id == user_id, TimelineEntry.author_id == user_id)
+        )
+    )
     db.session.execute(
         sa.delete(followers).where(
             sa.or_(followers.c.follower_id == user_id, followers.c.followed_id == user_id)

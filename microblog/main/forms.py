@@ -1,5 +1,6 @@
 """Forms of the main blueprint."""
 
+from flask import current_app
 from wtforms import StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
@@ -7,9 +8,23 @@ from microblog.forms import Form, username_taken
 from microblog.usernames import TAKEN_MESSAGE, username_validators
 
 
+def within_post_limit(form, field):
+    """POST_MAX_LENGTH, read when the form is checked: the setting can change per app."""
+    limit = current_app.config["POST_MAX_LENGTH"]
+    length = len(field.data or "")
+    if length > limit:
+        raise ValidationError(
+            f"Posts can be up to {limit} characters long; this one has {length}. "
+            f"Please shorten it by {length - limit}."
+        )
+
+
 class PostForm(Form):
-    post = TextAreaField("Say something", validators=[DataRequired(), Length(min=1, max=140)])
-    submit = SubmitField("Submit")
+    post = TextAreaField(
+        "What's on your mind?",
+        validators=[DataRequired("Write something first."), within_post_limit],
+    )
+    submit = SubmitField("Post")
 
 
 class EditProfileForm(Form):

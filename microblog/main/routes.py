@@ -3,18 +3,32 @@
 from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 
 from microblog import clock
-from microblog.extensions import db
+from microblog.extensions import db, login
+from microblog.formatting import register_filters
 from microblog.forms import commit_or_form_error
+from microblog.main import keyset
 from microblog.main.forms import EditProfileForm, EmptyForm, PostForm
-from microblog.models import Post, User, newest_first
+from microblog.models import Post, TimelineEntry, User, followers, unpublish
+from microblog.urls import safe_next
 
 bp = Blueprint("main", __name__)
-MAX_PAGE = 1_000_000
+bp.record_once(lambda state: register_filters(state.app))
+
+WELCOME_POSTS = 10  # the latest posts a visitor sees on the home page
 
 
 @bp.before_app_request
@@ -29,23 +43,35 @@ def record_last_seen():
         db.session.commit()
 
 
-def paginate(query, endpoint, **values):
-    """One page of posts, with the URLs of its neighbours."""
-    number = request.args.get("page", 1, type=int)
-    if not 1 <= number <= MAX_PAGE:  # an OFFSET past 64 bits is an OverflowError, a 500
-        abort(404)
-    page = db.paginate(
+def post_page(query, endpoint, **values):
+    """One page of posts, newest first, keyed on (timestamp, id)."""
+    return keyset.paginate(
         query,
-        page=number,
-        per_page=current_app.config["POSTS_PER_PAGE"],
-        error_out=False,
+        (Post.timestamp, Post.id),
+        lambda post: (post.timestamp, post.id),
+        current_app.config["POSTS_PER_PAGE"],
+        endpoint,
+        **values,
     )
-    next_url = url_for(endpoint, page=page.next_num, **values) if page.has_next else None
-    prev_url = url_for(endpoint, page=page.prev_num, **values) if page.has_prev else None
-    return page.items, next_url, prev_url
+
+
+def all_posts():
+    return sa.select(Post)
 
 
 @bp.route("/", methods=["GET", "POST"])
+def home():
+    """The site's front door: your timeline when signed in, else what this place is."""
+    if current_user.is_authenticated:
+        return index()
+    if request.method == "POST":
+        return login.unauthorized()
+    latest = db.session.scalars(
+        all_posts().order_by(Post.timestamp.desc(), Post.id.desc()).limit(WELCOME_POSTS)
+    ).all()
+    return render_template("main/welcome.html", posts=latest)
+
+
 @bp.route("/index", methods=["GET", "POST"])
 @login_required
 def index():
@@ -56,41 +82,138 @@ def index():
         db.session.commit()
         flash("Your post is now live!", "success")
         return redirect(url_for("main.index"))
-    posts, next_url, prev_url = paginate(current_user.following_posts(), "main.index")
-    return render_template(
-        "main/index.html",
-        title="Home",
-        form=form,
-        posts=posts,
-        next_url=next_url,
-        prev_url=prev_url,
+    page = keyset.paginate(
+        sa.select(TimelineEntry).where(TimelineEntry.owner_id == current_user.id),
+        (TimelineEntry.timestamp, TimelineEntry.post_id),
+        lambda entry: (entry.timestamp, entry.post_id),
+        current_app.config["POSTS_PER_PAGE"],
+        "main.index",
     )
+    page.items = [entry.post for entry in page.items]
+    return render_template("main/index.html", title="Home", form=form, page=page)
 
 
 @bp.route("/explore")
 def explore():
     """Everyone's posts, newest first."""
-    posts, next_url, prev_url = paginate(newest_first(sa.select(Post)), "main.explore")
-    return render_template(
-        "main/index.html", title="Explore", posts=posts, next_url=next_url, prev_url=prev_url
-    )
+    page = post_page(all_posts(), "main.explore")
+    return render_template("main/explore.html", title="Explore", page=page)
+
+
+def find_user(username):
+    return db.first_or_404(sa.select(User).where(User.username == username))
+
+
+def viewer_follows(profile):
+    """Whether the signed-in viewer follows `profile`: one query, only for someone else."""
+    if not current_user.is_authenticated or current_user.id == profile.id:
+        return False
+    return current_user.is_following(profile)
 
 
 @bp.route("/user/<username>")
 def user(username):
     """A profile: who they are, who follows them, what they wrote."""
-    profile = db.first_or_404(sa.select(User).where(User.username == username))
-    posts, next_url, prev_url = paginate(profile.posts_select(), "main.user", username=username)
+    profile = find_user(username)
+    page = post_page(
+        sa.select(Post).where(Post.user_id == profile.id), "main.user", username=username
+    )
     return render_template(
         "main/user.html",
         title=profile.username,
         user=profile,
-        posts=posts,
-        next_url=next_url,
-        prev_url=prev_url,
+        page=page,
         form=EmptyForm(),
-        is_following=current_user.is_authenticated and current_user.is_following(profile),
+        is_following=viewer_follows(profile),
     )
+
+
+def people_page(profile, listed, other, endpoint):
+    """Those in `followers` whose `listed` column pairs with `profile` in `other`."""
+    query = sa.select(User).join(followers, listed == User.id).where(other == profile.id)
+    page = keyset.paginate(
+        query,
+        (listed,),
+        lambda person: (person.id,),
+        current_app.config["PEOPLE_PER_PAGE"],
+        endpoint,
+        username=profile.username,
+    )
+    return page
+
+
+@bp.route("/user/<username>/followers")
+def user_followers(username):
+    """Who follows this user, most recent accounts first."""
+    profile = find_user(username)
+    page = people_page(
+        profile, followers.c.follower_id, followers.c.followed_id, "main.user_followers"
+    )
+    return render_template(
+        "main/people.html",
+        title=f"People following {profile.username}",
+        user=profile,
+        page=page,
+        listing="followers",
+    )
+
+
+@bp.route("/user/<username>/following")
+def user_following(username):
+    """Whom this user follows, most recent accounts first."""
+    profile = find_user(username)
+    page = people_page(
+        profile, followers.c.followed_id, followers.c.follower_id, "main.user_following"
+    )
+    return render_template(
+        "main/people.html",
+        title=f"People {profile.username} follows",
+        user=profile,
+        page=page,
+        listing="following",
+    )
+
+
+def own_post(post_id):
+    """The signed-in user's post: 404 if there is none, 403 if it is someone else's."""
+    post = db.session.get(Post, post_id) if post_id <= keyset.MAX_ID else None
+    if post is None:
+        abort(404)
+    if post.user_id != current_user.id:
+        abort(403)
+    return post
+
+
+@bp.route("/post/<int:post_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit_post(post_id):
+    """Change what you wrote; the post then says "edited"."""
+    post = own_post(post_id)
+    form = PostForm()
+    if request.method == "GET":
+        form.post.data = post.body
+    elif form.validate_on_submit():
+        if form.post.data != post.body:
+            post.body = form.post.data
+            post.edited_at = clock.utcnow()
+            db.session.commit()
+        flash("Your post has been updated.", "success")
+        return redirect(url_for("main.user", username=current_user.username))
+    return render_template("main/edit_post.html", title="Edit post", form=form, post=post)
+
+
+@bp.route("/post/<int:post_id>/delete", methods=["POST"])
+@login_required
+def delete_post(post_id):
+    """Delete one of your posts (a POST with CSRF token, never a link)."""
+    post = own_post(post_id)
+    if not EmptyForm().validate_on_submit():
+        flash("The form expired; please try again.", "warning")
+    else:
+        unpublish(post)
+        db.session.commit()
+        flash("Your post has been deleted.", "info")
+    return redirect(safe_next(request.form.get("next")) or url_for("main.index"))
 
 
 @bp.route("/edit_profile", methods=["GET", "POST"])
@@ -129,7 +252,7 @@ def change_following(username, follow):
     else:
         current_user.unfollow(target)
         db.session.commit()
-        flash(f"You are not following {username}.", "info")
+        flash(f"You are no longer following {username}.", "info")
     return redirect(url_for("main.user", username=username))
 
 

@@ -83,15 +83,15 @@ def test_a_person_registers_posts_follows_and_recovers_their_password(
     expect_alerts(page, "Your email address is verified. You can sign in now.")
     sign_in(page, live_server, "susan", PASSWORD)
     expect_page(page, live_server, "/index", "Hi, susan!")
-    page.get_by_label("Say something").fill("Hello from a real browser")
-    page.get_by_role("button", name="Submit").click()
+    page.get_by_label("What's on your mind?").fill("Hello from a real browser")
+    page.get_by_role("button", name="Post", exact=True).click()
     expect_alerts(page, "Your post is now live!")
     expect(page.locator(".post-body")).to_have_text(["Hello from a real browser"])
 
     page.goto(live_server.url("/user/bob"))
     page.get_by_role("button", name="Follow").click()
     expect_alerts(page, "You are following bob.")
-    expect(page.locator(".followers")).to_have_text("1 followers")
+    expect(page.locator(".followers")).to_have_text("1 follower")
     page.get_by_role("link", name="Home").click()
     expect(page.locator(".post-body")).to_have_text(
         ["Hello from a real browser", "Bob was here first"]

@@ -68,8 +68,8 @@ def test_a_person_uses_a_plain_http_deployment_under_its_own_host_name(deployed,
     cookies = {cookie["name"]: cookie for cookie in tab.context.cookies()}
     assert not cookies["session"]["secure"] and not cookies["remember_token"]["secure"]
 
-    tab.get_by_label("Say something").fill("Hello from microblog.test")
-    tab.get_by_role("button", name="Submit").click()
+    tab.get_by_label("What's on your mind?").fill("Hello from microblog.test")
+    tab.get_by_role("button", name="Post", exact=True).click()
     expect(tab.get_by_text("Hello from microblog.test")).to_be_visible()
 
     tab.get_by_role("button", name="Sign out").click()
