@@ -88,6 +88,9 @@ def test_deletion_leaves_no_rows_behind_and_still_delivers_the_goodbye(
         "mail": 1,  # the goodbye's row, sent, body erased
     }
     assert rows_of(app, bob, "bob@example.com")["posts"] == 1
+    with app.app_context():  # the counts on bob's profile no longer count her
+        counts = db.session.get(User, bob)
+        assert (counts.followers_count, counts.following_count) == (0, 0)
     assert client.get("/index").headers["Location"].startswith("/auth/login")
     assert "Invalid username or password." in auth.login().text
     assert auth.register("susan").headers["Location"] == "/auth/login"  # name and address free
