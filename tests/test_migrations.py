@@ -10,7 +10,7 @@ from conftest import test_config
 from microblog import create_app
 from microblog.extensions import db
 
-TABLES = {"user", "post", "followers", "outbox", "session_record", "login_throttle"}
+TABLES = {"user", "post", "followers", "outbox", "session_record", "login_throttle", "known_device"}
 BEFORE_USERNAME_KEYS = "0652ef8bf78a"
 
 

@@ -136,7 +136,8 @@ def insert_device(user_id, key, now):
         statement = insert(KnownDevice).values(values).on_conflict_do_nothing()
     else:
         statement = sa.insert(KnownDevice).values(values)
-    return db.session.execute(statement).rowcount == 1
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT.
+    return db.session.scalar(statement.returning(KnownDevice.id)) is not None
 
 
 def forget_stale_devices(user, now):
