@@ -201,6 +201,20 @@ def test_a_browser_unseen_for_longer_than_the_cookie_lasts_is_forgotten(
     assert len(known_devices(app)) == 1
 
 
+def test_a_known_browser_keeps_its_id_and_a_made_up_one_gets_a_fresh_id(app, make_user):
+    make_user("susan")
+    laptop = browser(app)
+    sign_in(laptop)
+    device_id = laptop.get_cookie(COOKIE_NAME, domain="localhost", path="/auth/login").value
+    sign_in(laptop)
+    assert laptop.get_cookie(COOKIE_NAME, domain="localhost", path="/auth/login").value == device_id
+    laptop.set_cookie(COOKIE_NAME, "made-up", domain="localhost", path="/auth/login")
+    sign_in(laptop)
+    fresh = laptop.get_cookie(COOKIE_NAME, domain="localhost", path="/auth/login").value
+    assert fresh not in ("made-up", device_id) and len(fresh) == len(device_id)
+    assert len(known_devices(app)) == 2
+
+
 def test_the_device_cookie_is_long_lived_httponly_lax_and_scoped_to_sign_in(app, make_user):
     make_user("susan")
     cookie = device_cookie(AuthActions(browser(app)).login())

@@ -100,7 +100,7 @@ def note_sign_in_device(user):
                 tag=NEW_SIGN_IN,
                 context={
                     "user_id": user.id,
-                    "when": now.strftime("%Y-%m-%d %H:%M UTC"),
+                    "when": now.isoformat(timespec="seconds"),  # formatted by the composer
                     "device": describe_device(request.user_agent.string),
                     "address": mask_address(request.remote_addr),
                 },
@@ -167,7 +167,7 @@ def compose_new_sign_in(message):
         "New sign-in to your account",
         NEW_SIGN_IN,
         user=user,
-        when=context.get("when", ""),
+        when=f"{datetime.fromisoformat(context['when']):%Y-%m-%d %H:%M} UTC",
         device=context.get("device", "Unknown device"),
         address=context.get("address", "unknown"),
         sessions=external_url("auth.sessions"),
