@@ -7,6 +7,13 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from test_gunicorn import (  # noqa: F401  (gunicorn: a fixture)
+    Visitor,
+    database_url_for_env,
+    gunicorn,
+    register,
+)
+from test_gunicorn import sign_in as gunicorn_sign_in
 
 from conftest import PASSWORD, AuthActions, last_email
 from microblog import clock
@@ -265,3 +272,28 @@ def test_nothing_sensitive_reaches_the_log(app, make_user, deliver, smtp, caplog
     for secret in [device_id, device_id[:20], "198.51.100.23", "susan@example.com"]:
         assert secret not in logged, secret
     assert last_email(smtp, NOTICE)
+
+
+@pytest.mark.gunicorn
+def test_under_gunicorn_a_second_browser_gets_the_owner_one_notice(
+    gunicorn,  # noqa: F811
+    database_url,
+    smtp,
+):
+    """As deployed: two workers, the mail threads composing from the outbox row."""
+    register(Visitor(gunicorn.base_url), "susan", smtp)
+    assert gunicorn_sign_in(Visitor(gunicorn.base_url), "susan", PASSWORD).location == "/index"
+    phone = Visitor(gunicorn.base_url)
+    assert gunicorn_sign_in(phone, "susan", PASSWORD).location == "/index"
+    notice = smtp.wait_for(2)[-1]
+    assert notice["Subject"] == f"[Microblog] {NOTICE}"
+    assert "Network: 127.0.0.x" in text_of(notice)  # the server host is 127.0.0.1 too
+    assert f"{gunicorn.base_url}/auth/sessions" in text_of(notice)
+    token = phone.get("/index").csrf_token()
+    assert phone.request("/auth/logout", {"csrf_token": token}).location == "/auth/login"
+    assert gunicorn_sign_in(phone, "susan", PASSWORD).location == "/index"  # known now
+    engine = sa.create_engine(database_url_for_env(database_url))
+    with engine.connect() as connection:
+        tags = connection.execute(sa.text("SELECT tag FROM outbox")).scalars().all()
+    engine.dispose()
+    assert sorted(tags) == ["new_sign_in", "verify_email"]
