@@ -138,6 +138,9 @@ class Config:
     REMEMBER_COOKIE_DURATION = env_int("REMEMBER_COOKIE_DURATION", 30 * 24 * 3600)
     SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 12 * 3600)
     SESSION_MAX_AGE = env_int("SESSION_MAX_AGE", 7 * 24 * 3600)
+    # Seconds a browser stays known to the accounts that signed in with it (auth.new_device):
+    # a sign-in from a browser the account does not know emails its owner.
+    DEVICE_COOKIE_DURATION = env_int("DEVICE_COOKIE_DURATION", 2 * 365 * 24 * 3600)
 
     # Pages and sessions.
     POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 25)

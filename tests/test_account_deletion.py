@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 
 from conftest import PASSWORD, AuthActions, flashes
+from microblog.auth.new_device import KnownDevice
 from microblog.auth.sessions import SessionRecord
 from microblog.auth.throttle import LoginThrottle
 from microblog.extensions import db
@@ -12,7 +13,7 @@ from smtp_server import html_of, text_of
 
 
 def rows_of(app, user_id, address):
-    """Every row that names the account: user row, posts, follows, sessions, throttle, mail."""
+    """Every row that names the account: user, posts, follows, sessions, devices, throttle, mail."""
     with app.app_context():
         count = lambda query: db.session.scalar(sa.select(sa.func.count()).select_from(query))  # noqa: E731
         return {
@@ -27,6 +28,9 @@ def rows_of(app, user_id, address):
             ),
             "sessions": count(
                 sa.select(SessionRecord).where(SessionRecord.user_id == user_id).subquery()
+            ),
+            "devices": count(
+                sa.select(KnownDevice).where(KnownDevice.user_id == user_id).subquery()
             ),
             "throttle": count(
                 sa.select(LoginThrottle).where(LoginThrottle.user_id == user_id).subquery()
@@ -61,6 +65,7 @@ def test_deletion_leaves_no_rows_behind_and_still_delivers_the_goodbye(
     AuthActions(app.test_client()).login()  # a second device: its session record goes too
     auth.login()
     assert rows_of(app, susan, "susan@example.com")["sessions"] == 2
+    assert rows_of(app, susan, "susan@example.com")["devices"] == 2
 
     page = client.get("/auth/delete_account")
     assert page.status_code == 200 and 'name="password"' in page.text
@@ -84,6 +89,7 @@ def test_deletion_leaves_no_rows_behind_and_still_delivers_the_goodbye(
         "posts": 0,
         "follows": 0,
         "sessions": 0,
+        "devices": 0,
         "throttle": 0,
         "mail": 1,  # the goodbye's row, sent, body erased
     }

@@ -20,6 +20,7 @@ TABLES = {
     "error_report_kind",
     "mail_counter",
     "timeline_entry",
+    "known_device",
 }
 BEFORE_USERNAME_KEYS = "0652ef8bf78a"
 

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 
 from microblog.auth.emails import write_email
 from microblog.auth.forms import DeleteAccountForm
+from microblog.auth.new_device import KnownDevice
 from microblog.auth.routes import bp, config_limit
 from microblog.auth.sessions import SessionRecord, sign_out
 from microblog.auth.throttle import LoginThrottle
@@ -73,6 +74,7 @@ def erase_account(user, *only_if):
         )
     )
     db.session.execute(sa.delete(SessionRecord).where(SessionRecord.user_id == user_id))
+    db.session.execute(sa.delete(KnownDevice).where(KnownDevice.user_id == user_id))
     db.session.execute(sa.delete(LoginThrottle).where(LoginThrottle.user_id == user_id))
     deleted = db.session.execute(sa.delete(User).where(User.id == user_id, *only_if))
     return deleted.rowcount == 1

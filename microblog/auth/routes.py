@@ -22,6 +22,7 @@ from microblog.auth.forms import (
     ResetPasswordForm,
     ResetPasswordRequestForm,
 )
+from microblog.auth.new_device import note_sign_in_device
 from microblog.auth.recovery import (
     complete_password_reset,
     replace_password,
@@ -91,6 +92,7 @@ def login():
             audit.info("login.unverified user=%s", outcome.user.id)
             return render_template("auth/unverified.html", title="Verify your address")
         if outcome.status == SIGNED_IN:
+            note_sign_in_device(outcome.user)  # committed with the sign-in
             sign_in(outcome.user, remember=form.remember_me.data)
             audit.info("login.success user=%s", outcome.user.id)
             return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
