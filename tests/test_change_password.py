@@ -1,9 +1,12 @@
 """Changing a password while signed in: same policy, same consequences as a reset."""
 
 import pytest
+import sqlalchemy as sa
 from test_password_reset import NEW_PASSWORD
 
 from conftest import PASSWORD, AuthActions, flashes, reset_link
+from microblog.extensions import db
+from microblog.mail.outbox import OutboxMessage
 from smtp_server import text_of
 
 
@@ -78,3 +81,16 @@ def test_a_bad_change_is_a_form_error_and_changes_nothing(client, auth, susan, f
     assert response.status_code == 200 and message in response.text
     auth.logout()
     assert auth.login(password=PASSWORD).headers["Location"] == "/index"
+
+
+def test_the_changed_notice_is_written_by_the_mail_worker(app, client, susan, deliver, smtp):
+    """Like every email: the request queues a row; the worker writes it, for the owner."""
+    change(client)
+    with app.app_context():
+        [queued] = db.session.scalars(sa.select(OutboxMessage)).all()
+        assert (queued.kind, queued.subject, queued.text_body) == ("password_changed", "", "")
+    deliver()
+    [notice] = smtp.wait_for(1)
+    assert notice["Subject"] == "[Microblog] Your password was changed"
+    assert notice["To"] == "susan@example.com"
+    assert "Dear susan" in text_of(notice) and "/auth/reset_password_request" in text_of(notice)
