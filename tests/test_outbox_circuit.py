@@ -135,7 +135,9 @@ def test_a_long_outage_still_fails_messages_past_their_deadline(cut_off, shifted
     queue_emails(cut_off, 2)
     held_back(cut_off)
     shifted(3601)  # the server stays down past the deadline (MAIL_RETRY_DEADLINE)
-    wait_until(lambda: {r.state for r in outbox_rows(cut_off)} == {"failed"}, what="deadline")
+    # The log line comes after the commit: wait for it, not for the rows (they come first).
+    wait_until(lambda: records_of(caplog, "past their retry deadline"), what="the log record")
+    assert {r.state for r in outbox_rows(cut_off)} == {"failed"}
     [record] = records_of(caplog, "past their retry deadline")
     assert record.levelno == logging.ERROR
     assert record.getMessage().startswith("2 email(s) failed for good")
