@@ -128,50 +128,45 @@ def user(username):
     )
 
 
-def people_page(profile, listed, other, endpoint):
-    """Those in `followers` whose `listed` column pairs with `profile` in `other`."""
+# listing -> (the column listed, the column that pairs with the profile, the page title)
+PEOPLE_LISTINGS = {
+    "followers": (followers.c.follower_id, followers.c.followed_id, "People following {}"),
+    "following": (followers.c.followed_id, followers.c.follower_id, "People {} follows"),
+}
+
+
+def people_listing(username, listing):
+    """One page of the people on one side of a user's follows, most recent accounts first."""
+    profile = find_user(username)
+    listed, other, title = PEOPLE_LISTINGS[listing]
     query = sa.select(User).join(followers, listed == User.id).where(other == profile.id)
     page = keyset.paginate(
         query,
         (listed,),
         lambda person: (person.id,),
         current_app.config["PEOPLE_PER_PAGE"],
-        endpoint,
+        f"main.user_{listing}",
         username=profile.username,
     )
-    return page
+    return render_template(
+        "main/people.html",
+        title=title.format(profile.username),
+        user=profile,
+        page=page,
+        listing=listing,
+    )
 
 
 @bp.route("/user/<username>/followers")
 def user_followers(username):
-    """Who follows this user, most recent accounts first."""
-    profile = find_user(username)
-    page = people_page(
-        profile, followers.c.follower_id, followers.c.followed_id, "main.user_followers"
-    )
-    return render_template(
-        "main/people.html",
-        title=f"People following {profile.username}",
-        user=profile,
-        page=page,
-        listing="followers",
-    )
+    """Who follows this user."""
+    return people_listing(username, "followers")
 
 
 @bp.route("/user/<username>/following")
 def user_following(username):
-    """Whom this user follows, most recent accounts first."""
-    profile = find_user(username)
-    page = people_page(
-        profile, followers.c.followed_id, followers.c.follower_id, "main.user_following"
-    )
-    return render_template(
-        "main/people.html",
-        title=f"People {profile.username} follows",
-        user=profile,
-        page=page,
-        listing="following",
-    )
+    """Whom this user follows."""
+    return people_listing(username, "following")
 
 
 def own_post(post_id):
