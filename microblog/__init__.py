@@ -14,9 +14,10 @@ from flask.logging import default_handler
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from microblog import i18n
 from microblog import mail as outbox
 from microblog.config import Config
-from microblog.extensions import bootstrap, csrf, db, limiter, login, mail, migrate
+from microblog.extensions import babel, bootstrap, csrf, db, limiter, login, mail, migrate
 from microblog.hostile_input import BoundedInt, refuse_in_url
 from microblog.security import add_security_headers, refuse_oversized_body, untrusted_host
 from microblog.session_cookie import SignedCookieSessions
@@ -50,6 +51,9 @@ def create_app(config_class=Config):
     app.before_request(refuse_oversized_body)
     app.before_request(refuse_in_url)
     app.after_request(add_security_headers)
+    app.after_request(i18n.remember_choice)
+    app.jinja_env.globals["page_locale"] = i18n.page_locale
+    i18n.register_commands(app)
     app.register_error_handler(SecurityError, untrusted_host)
     return app
 
@@ -195,6 +199,7 @@ def register_extensions(app):
     csrf.init_app(app)
     limiter.init_app(app)
     bootstrap.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale)
     outbox.init_app(app)
     app.session_interface = SignedCookieSessions()
 

@@ -159,6 +159,11 @@ class Config:
     REMEMBER_COOKIE_SECURE = env_bool("REMEMBER_COOKIE_SECURE", None)
     BOOTSTRAP_SERVE_LOCAL = True
 
+    # Languages (microblog.i18n): the first is the default. Catalogs in microblog/translations/.
+    LANGUAGES = ("en", "ru")
+    BABEL_DEFAULT_LOCALE = "en"
+    BABEL_DEFAULT_TIMEZONE = "UTC"
+
     # Request bodies: the largest accepted (413 beyond), the largest form field
     # held in memory, and the most fields or parts one form may have.
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 1024 * 1024)

@@ -3,6 +3,8 @@
 import sqlite3
 
 from flask import request
+from flask_babel import Babel
+from flask_babel import lazy_gettext as _l
 from flask_bootstrap import Bootstrap5
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -24,11 +26,12 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login = LoginManager()
 login.login_view = "auth.login"
-login.login_message = "Please log in to access this page."
+login.login_message = _l("Please log in to access this page.")
 mail = Mail()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 bootstrap = Bootstrap5()
+babel = Babel()
 
 
 @limiter.request_filter

@@ -1,45 +1,25 @@
-"""How times and counts read on a page: the Jinja filters, in one place.
-
-Kept small and separate so that the translated versions (Flask-Babel's
-format_timedelta and ngettext) can replace them without touching templates.
-"""
+"""How times read on a page, in the reader's language: the Jinja filters, in one place."""
 
 from datetime import datetime
 from functools import lru_cache
 
 from flask import request, url_for
+from flask_babel import format_datetime, format_timedelta, gettext
 
 from microblog import clock
 
-UNITS = (
-    (365 * 24 * 3600, "year", "years"),
-    (30 * 24 * 3600, "month", "months"),
-    (7 * 24 * 3600, "week", "weeks"),
-    (24 * 3600, "day", "days"),
-    (3600, "hour", "hours"),
-    (60, "minute", "minutes"),
-)
-
-
-def plural(count, singular, plural_form):
-    """ "1 follower", "2 followers", "1,024 followers"."""
-    return f"{count:,} {singular if count == 1 else plural_form}"
-
 
 def time_ago(moment: datetime, now: datetime | None = None):
-    """ "just now", "5 minutes ago", "3 days ago": how long ago a naive-UTC moment was."""
-    seconds = ((now or clock.utcnow()) - moment).total_seconds()
-    if seconds < 60:
-        return "just now"
-    for length, singular, plural_form in UNITS:
-        if seconds >= length:
-            return f"{plural(int(seconds // length), singular, plural_form)} ago"
-    return "just now"  # unreachable: the last unit is a minute
+    """ "just now", "5 minutes ago", "5 минут назад": how long ago a naive-UTC moment was."""
+    delta = moment - (now or clock.utcnow())
+    if delta.total_seconds() > -60:
+        return gettext("just now")
+    return format_timedelta(delta, granularity="minute", add_direction=True)
 
 
 def exact_time(moment: datetime):
-    """The full time, for a tooltip: "2026-11-23 04:05 UTC"."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+    """The full time, for a tooltip: "November 23, 2026 at 12:00:00 PM UTC"."""
+    return format_datetime(moment, "long")
 
 
 def iso_time(moment: datetime):
@@ -48,7 +28,6 @@ def iso_time(moment: datetime):
 
 
 FILTERS = {
-    "plural": plural,
     "time_ago": time_ago,
     "exact_time": exact_time,
     "iso_time": iso_time,

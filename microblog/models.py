@@ -56,6 +56,9 @@ class User(UserMixin, db.Model):
         default=lambda: clock.utcnow(),  # looked up late: tests move the clock
     )
     about_me: so.Mapped[str | None] = so.mapped_column(sa.String(140))
+    # The language of the user's pages and of every email to them (microblog.i18n):
+    # set at registration from the request, changed in Edit profile.
+    locale: so.Mapped[str] = so.mapped_column(sa.String(8), default="en", server_default="en")
     last_seen: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
     # Kept by follow()/unfollow() in the same transaction as the followers row, so that
     # a profile shows its counts without counting: a page's cost does not grow with them.

@@ -15,6 +15,8 @@ from flask import current_app, render_template, request, session
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
+from microblog.i18n import page_locale
+
 TOKEN_PLACEHOLDER = f"csrf-placeholder-{secrets.token_hex(16)}"  # hex: autoescape keeps it
 
 
@@ -38,7 +40,7 @@ def render_form_page(template, form, **context):
     if personal:
         return render()
     cache = current_app.extensions.setdefault("microblog.page_cache", {})
-    key = (template, request.script_root, tuple(sorted(context.items())))
+    key = (template, page_locale(), request.script_root, tuple(sorted(context.items())))
     html = cache.get(key)
     if html is None:
         html = render(csrf_token=lambda: TOKEN_PLACEHOLDER)

@@ -281,7 +281,9 @@ def test_post_times_read_relative_with_the_exact_time_on_hover(app, client, make
     add_posts(app, "john", 1, start=clock.utcnow() - timedelta(minutes=5, seconds=10))
     page = client.get("/explore").text
     assert re.search(
-        r'<time datetime="[0-9-]+T[0-9:]+Z" title="[0-9-]+ [0-9:]+ UTC">5 minutes ago</time>', page
+        r'<time datetime="[0-9-]+T[0-9:]+Z" title="[A-Z][a-z]+ [0-9]+, [0-9]{4}, [^"]+ UTC">'
+        r"5 minutes ago</time>",
+        page,
     )
 
 
