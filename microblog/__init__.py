@@ -52,7 +52,11 @@ def create_app(config_class=Config):
     app.before_request(refuse_in_url)
     app.after_request(add_security_headers)
     app.after_request(i18n.remember_choice)
-    app.jinja_env.globals["page_locale"] = i18n.page_locale
+    app.jinja_env.globals.update(
+        page_locale=i18n.page_locale,
+        plural_samples=i18n.plural_samples,
+        language_choices=i18n.language_choices,
+    )
     i18n.register_commands(app)
     app.register_error_handler(SecurityError, untrusted_host)
     return app

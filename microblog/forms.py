@@ -2,6 +2,7 @@
 
 import sqlalchemy as sa
 from flask import request
+from flask_babel import gettext
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import CombinedMultiDict
@@ -11,7 +12,12 @@ from microblog.hostile_input import contains_control_characters
 from microblog.models import User
 from microblog.usernames import skeleton
 
-CONTROL_CHARACTER_ERROR = "Remove the control characters (such as NUL) from this field."
+def N_(message):
+    """Marks a message for extraction; it is translated where it is shown (gettext)."""
+    return message
+
+
+CONTROL_CHARACTER_ERROR = N_("Remove the control characters (such as NUL) from this field.")
 
 
 class Form(FlaskForm):
@@ -32,7 +38,7 @@ class Form(FlaskForm):
         if not tainted:
             return super().validate(extra_validators)
         for field in tainted:
-            field.errors = [CONTROL_CHARACTER_ERROR]
+            field.errors = [gettext(CONTROL_CHARACTER_ERROR)]
         self._errors = None
         return False
 

@@ -7,9 +7,11 @@ one inside `in_locale(recipient's locale)`.
 """
 
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import click
+from babel import Locale
 from babel.messages.frontend import CommandLineInterface
 from flask import current_app, request
 from flask_babel import force_locale, get_locale
@@ -24,6 +26,35 @@ LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
 def languages():
     return current_app.config["LANGUAGES"]
+
+
+def language_choices():
+    """(code, name) of each language, the name in that language: "English", "Русский"."""
+    return [(code, own_name(code)) for code in languages()]
+
+
+@cache
+def own_name(code):
+    name = Locale.parse(code).get_display_name(code)
+    return name[:1].upper() + name[1:]  # CLDR writes "русский": a menu item is capitalised
+
+
+def plural_samples():
+    """{CLDR plural category: a number in it} for the page's language, e.g. one: 1, few: 2.
+
+    Text that a script completes with a number (static/app.js, with the browser's
+    Intl.PluralRules) is rendered once per category: ngettext(..., sample).
+    """
+    return samples_of(page_locale())
+
+
+@cache
+def samples_of(code):
+    rule = Locale.parse(code).plural_form
+    samples = {}
+    for number in range(200):
+        samples.setdefault(rule(number), number)
+    return samples
 
 
 def supported(code):

@@ -3,6 +3,7 @@
 from functools import wraps
 
 from flask import abort, current_app, make_response, request
+from flask_babel import gettext
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -73,7 +74,7 @@ def untrusted_host(error):
     Register with `app.register_error_handler(SecurityError, untrusted_host)`.
     """
     return (
-        "Bad request: this site is not served under that host name.\n",
+        gettext("Bad request: this site is not served under that host name.") + "\n",
         400,
         {"Content-Type": "text/plain; charset=utf-8"},
     )

@@ -6,12 +6,14 @@ User model, so that each blueprint reads the rule from below, not from the other
 
 import re
 
+from flask_babel import lazy_gettext as _l
 from wtforms.validators import DataRequired, Length, ValidationError
 
 MAX_LENGTH = 64
 PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
-PATTERN_MESSAGE = "Use letters, digits, dots, dashes and underscores."
-TAKEN_MESSAGE = "Please use a different username."
+# Lazy: translated when shown, in the reader's language (both are raised by validators).
+PATTERN_MESSAGE = _l("Use letters, digits, dots, dashes and underscores.")
+TAKEN_MESSAGE = _l("Please use a different username.")
 
 # Unicode TS #39 confusables.txt maps, among the characters allowed above,
 # only 0 -> O, 1 -> l, I -> l and m -> rn (nothing for "w"/"vv" or "d"/"cl").

@@ -1,10 +1,13 @@
 """Forms of the main blueprint."""
 
 from flask import current_app
-from wtforms import StringField, SubmitField, TextAreaField
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from microblog.forms import Form, username_taken
+from microblog.i18n import language_choices
 from microblog.usernames import TAKEN_MESSAGE, username_validators
 
 
@@ -14,27 +17,37 @@ def within_post_limit(form, field):
     length = len(field.data or "")
     if length > limit:
         raise ValidationError(
-            f"Posts can be up to {limit} characters long; this one has {length}. "
-            f"Please shorten it by {length - limit}."
+            ngettext(
+                "Posts can be up to %(limit)s characters long; this one has %(length)s. "
+                "Please shorten it by %(num)s character.",
+                "Posts can be up to %(limit)s characters long; this one has %(length)s. "
+                "Please shorten it by %(num)s characters.",
+                length - limit,
+                limit=limit,
+                length=length,
+            )
         )
 
 
 class PostForm(Form):
     post = TextAreaField(
-        "What's on your mind?",
-        validators=[DataRequired("Write something first."), within_post_limit],
+        _l("What's on your mind?"),
+        validators=[DataRequired(_l("Write something first.")), within_post_limit],
     )
-    submit = SubmitField("Post")
+    submit = SubmitField(_l("Post"))
 
 
 class EditProfileForm(Form):
-    username = StringField("Username", validators=username_validators())
-    about_me = TextAreaField("About me", validators=[Length(max=140)])
-    submit = SubmitField("Submit")
+    username = StringField(_l("Username"), validators=username_validators())
+    about_me = TextAreaField(_l("About me"), validators=[Length(max=140)])
+    locale = SelectField(_l("Language"))
+    submit = SubmitField(_l("Submit"))
 
-    def __init__(self, original_username, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.original_username = original_username
+    def __init__(self, user, *args, **kwargs):
+        """A form without `locale` keeps the user's language; any other value is an error."""
+        super().__init__(*args, data={"locale": user.locale}, **kwargs)
+        self.original_username = user.username
+        self.locale.choices = language_choices()
 
     def validate_username(self, field):
         """Recasing one's own name is fine; taking another's, or a lookalike, is not."""
@@ -45,4 +58,4 @@ class EditProfileForm(Form):
 class EmptyForm(Form):
     """A button that posts: follow and unfollow need nothing but the CSRF token."""
 
-    submit = SubmitField("Submit")
+    submit = SubmitField(_l("Submit"))

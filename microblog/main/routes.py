@@ -13,6 +13,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import refresh
 from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,11 +26,17 @@ from microblog.main import keyset
 from microblog.main.forms import EditProfileForm, EmptyForm, PostForm
 from microblog.models import Post, TimelineEntry, User, followers, unpublish
 from microblog.urls import safe_next
+from microblog.usernames import TAKEN_MESSAGE
 
 bp = Blueprint("main", __name__)
 bp.record_once(lambda state: register_filters(state.app))
 
 WELCOME_POSTS = 10  # the latest posts a visitor sees on the home page
+
+
+def N_(message):
+    """Marks a message for extraction; it is translated where it is shown (gettext)."""
+    return message
 
 
 @bp.before_app_request
@@ -80,7 +88,7 @@ def index():
     if form.validate_on_submit():
         db.session.add(Post(body=form.post.data, author=current_user))
         db.session.commit()
-        flash("Your post is now live!", "success")
+        flash(_("Your post is now live!"), "success")
         return redirect(url_for("main.index"))
     page = keyset.paginate(
         sa.select(TimelineEntry).where(TimelineEntry.owner_id == current_user.id),
@@ -90,14 +98,14 @@ def index():
         "main.index",
     )
     page.items = [entry.post for entry in page.items]
-    return render_template("main/index.html", title="Home", form=form, page=page)
+    return render_template("main/index.html", title=_("Home"), form=form, page=page)
 
 
 @bp.route("/explore")
 def explore():
     """Everyone's posts, newest first."""
     page = post_page(all_posts(), "main.explore")
-    return render_template("main/explore.html", title="Explore", page=page)
+    return render_template("main/explore.html", title=_("Explore"), page=page)
 
 
 def find_user(username):
@@ -130,8 +138,16 @@ def user(username):
 
 # listing -> (the column listed, the column that pairs with the profile, the page title)
 PEOPLE_LISTINGS = {
-    "followers": (followers.c.follower_id, followers.c.followed_id, "People following {}"),
-    "following": (followers.c.followed_id, followers.c.follower_id, "People {} follows"),
+    "followers": (
+        followers.c.follower_id,
+        followers.c.followed_id,
+        N_("People following %(username)s"),
+    ),
+    "following": (
+        followers.c.followed_id,
+        followers.c.follower_id,
+        N_("People %(username)s follows"),
+    ),
 }
 
 
@@ -150,7 +166,7 @@ def people_listing(username, listing):
     )
     return render_template(
         "main/people.html",
-        title=title.format(profile.username),
+        title=_(title, username=profile.username),
         user=profile,
         page=page,
         listing=listing,
@@ -192,9 +208,9 @@ def edit_post(post_id):
             post.body = form.post.data
             post.edited_at = clock.utcnow()
             db.session.commit()
-        flash("Your post has been updated.", "success")
+        flash(_("Your post has been updated."), "success")
         return redirect(url_for("main.user", username=current_user.username))
-    return render_template("main/edit_post.html", title="Edit post", form=form, post=post)
+    return render_template("main/edit_post.html", title=_("Edit post"), form=form, post=post)
 
 
 @bp.route("/post/<int:post_id>/delete", methods=["POST"])
@@ -203,51 +219,53 @@ def delete_post(post_id):
     """Delete one of your posts (a POST with CSRF token, never a link)."""
     post = own_post(post_id)
     if not EmptyForm().validate_on_submit():
-        flash("The form expired; please try again.", "warning")
+        flash(_("The form expired; please try again."), "warning")
     else:
         unpublish(post)
         db.session.commit()
-        flash("Your post has been deleted.", "info")
+        flash(_("Your post has been deleted."), "info")
     return redirect(safe_next(request.form.get("next")) or url_for("main.index"))
 
 
 @bp.route("/edit_profile", methods=["GET", "POST"])
 @login_required
 def edit_profile():
-    """Change your username and about-me."""
-    form = EditProfileForm(current_user.username)
+    """Change your username, about-me and language (the next page is in the new one)."""
+    form = EditProfileForm(current_user)
     if form.validate_on_submit():
         current_user.username = form.username.data
         current_user.about_me = form.about_me.data
-        if commit_or_form_error(form.username, "Please use a different username."):
-            flash("Your changes have been saved.", "success")
+        current_user.locale = form.locale.data
+        if commit_or_form_error(form.username, TAKEN_MESSAGE):
+            refresh()  # the message below, already in the language just chosen
+            flash(_("Your changes have been saved."), "success")
             return redirect(url_for("main.edit_profile"))
     elif request.method == "GET":
         form.username.data = current_user.username
         form.about_me.data = current_user.about_me
-    return render_template("main/edit_profile.html", title="Edit profile", form=form)
+    return render_template("main/edit_profile.html", title=_("Edit profile"), form=form)
 
 
 def change_following(username, follow):
     """Follow or unfollow; unknown users and oneself get a message, not an error."""
     form = EmptyForm()
     if not form.validate_on_submit():
-        flash("The form expired; please try again.", "warning")
+        flash(_("The form expired; please try again."), "warning")
         return redirect(url_for("main.index"))
     target = db.session.scalar(sa.select(User).where(User.username == username))
     if target is None:
-        flash(f"User {username} not found.", "warning")
+        flash(_("User %(username)s not found.", username=username), "warning")
         return redirect(url_for("main.index"))
     if target == current_user:
-        flash("You cannot follow or unfollow yourself.", "warning")
+        flash(_("You cannot follow or unfollow yourself."), "warning")
     elif follow:
         current_user.follow(target)
         db.session.commit()
-        flash(f"You are following {username}.", "success")
+        flash(_("You are following %(username)s.", username=username), "success")
     else:
         current_user.unfollow(target)
         db.session.commit()
-        flash(f"You are no longer following {username}.", "info")
+        flash(_("You are no longer following %(username)s.", username=username), "info")
     return redirect(url_for("main.user", username=username))
 
 

@@ -3,8 +3,14 @@
   "use strict";
 
   // The post box: a live count of the characters left, the same limit the server checks.
-  function plural(count, one, many) {
-    return count + " " + (count === 1 ? one : many);
+  // The words come from the page, in its language: data-left-<category> and
+  // data-over-<category>, one per plural category of Intl.PluralRules ("{n}": the count).
+  var plurals = new Intl.PluralRules(document.documentElement.lang || "en");
+
+  function phrase(counter, kind, count) {
+    var text = counter.getAttribute("data-" + kind + "-" + plurals.select(count)) ||
+      counter.getAttribute("data-" + kind + "-other") || "{n}";
+    return text.replace("{n}", String(count));
   }
 
   document.querySelectorAll("textarea[data-max-length]").forEach(function (box) {
@@ -15,9 +21,7 @@
     }
     function update() {
       var left = limit - Array.from(box.value).length;
-      counter.textContent = left >= 0
-        ? plural(left, "character", "characters") + " left"
-        : plural(-left, "character", "characters") + " too many";
+      counter.textContent = left >= 0 ? phrase(counter, "left", left) : phrase(counter, "over", -left);
       counter.classList.toggle("text-danger", left < 0);
       counter.classList.toggle("fw-semibold", left < 0);
       box.classList.toggle("is-invalid", left < 0);
