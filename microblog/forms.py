@@ -12,6 +12,7 @@ from microblog.hostile_input import contains_control_characters
 from microblog.models import User
 from microblog.usernames import skeleton
 
+
 def N_(message):
     """Marks a message for extraction; it is translated where it is shown (gettext)."""
     return message

@@ -31,7 +31,9 @@ def locale_of(app, username):
 
 
 def lang_cookie(response):
-    return [c for c in response.headers.getlist("Set-Cookie") if c.startswith(LANGUAGE_COOKIE + "=")]
+    return [
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith(LANGUAGE_COOKIE + "=")
+    ]
 
 
 @pytest.fixture
