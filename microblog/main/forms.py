@@ -19,9 +19,9 @@ def within_post_limit(form, field):
         raise ValidationError(
             ngettext(
                 "Posts can be up to %(limit)s characters long; this one has %(length)s. "
-                "Please shorten it by %(num)s character.",
+                "Please shorten it by %(num)s.",
                 "Posts can be up to %(limit)s characters long; this one has %(length)s. "
-                "Please shorten it by %(num)s characters.",
+                "Please shorten it by %(num)s.",
                 length - limit,
                 limit=limit,
                 length=length,
