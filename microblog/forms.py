@@ -9,14 +9,9 @@ from werkzeug.datastructures import CombinedMultiDict
 
 from microblog.extensions import db
 from microblog.hostile_input import contains_control_characters
+from microblog.i18n import N_
 from microblog.models import User
 from microblog.usernames import skeleton
-
-
-def N_(message):
-    """Marks a message for extraction; it is translated where it is shown (gettext)."""
-    return message
-
 
 CONTROL_CHARACTER_ERROR = N_("Remove the control characters (such as NUL) from this field.")
 

@@ -24,6 +24,14 @@ LANGUAGE_COOKIE = "lang"
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
 
+def N_(message):
+    """Marks a message for extraction only: it is translated where it is shown (gettext).
+
+    For module constants whose text must stay a plain string (compared, formatted later).
+    """
+    return message
+
+
 def languages():
     return current_app.config["LANGUAGES"]
 

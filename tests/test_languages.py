@@ -195,3 +195,12 @@ def test_a_form_without_the_language_keeps_the_users(app, signed_in):
     response = signed_in.post("/edit_profile", data={"username": "susan", "about_me": "Hi"})
     assert response.status_code == 302
     assert locale_of(app, "susan") == "ru"
+
+
+def test_a_stored_language_we_no_longer_have_reads_as_the_default(app, signed_in):
+    set_locale(app, "susan", "de")  # e.g. a language an operator took out of LANGUAGES
+    page = signed_in.get("/edit_profile", headers={"Accept-Language": "ru"})
+    assert language_of(page) == "en"
+    assert '<option selected value="en">English</option>' in page.text
+    signed_in.post("/edit_profile", data={"username": "susan", "about_me": ""})
+    assert locale_of(app, "susan") == "en"

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 import pytest
 import sqlalchemy as sa
 from babel.messages.pofile import read_po
+from test_languages import language_of, set_locale
 
 from microblog import clock, i18n
 from microblog.extensions import db
@@ -100,16 +101,9 @@ def people(app, make_user):
         return {"post": mine.id}
 
 
-def set_locale(app, username, locale):
-    with app.app_context():
-        db.session.execute(sa.update(User).where(User.username == username).values(locale=locale))
-        db.session.commit()
-
-
 def visit(client, path, language):
     page = client.get(path, headers={"Accept-Language": language})
-    assert page.status_code == 200, (path, page.status_code)
-    assert re.search(rf'<html lang="{language}"', page.text), path
+    assert language_of(page) == language, path
     return visible(page.text)
 
 

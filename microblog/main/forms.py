@@ -7,7 +7,7 @@ from wtforms import SelectField, StringField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from microblog.forms import Form, username_taken
-from microblog.i18n import language_choices
+from microblog.i18n import language_choices, languages, supported
 from microblog.usernames import TAKEN_MESSAGE, username_validators
 
 
@@ -45,7 +45,8 @@ class EditProfileForm(Form):
 
     def __init__(self, user, *args, **kwargs):
         """A form without `locale` keeps the user's language; any other value is an error."""
-        super().__init__(*args, data={"locale": user.locale}, **kwargs)
+        current = supported(user.locale) or languages()[0]  # a language since withdrawn
+        super().__init__(*args, data={"locale": current}, **kwargs)
         self.original_username = user.username
         self.locale.choices = language_choices()
 

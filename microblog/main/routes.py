@@ -22,6 +22,7 @@ from microblog import clock
 from microblog.extensions import db, login
 from microblog.formatting import register_filters
 from microblog.forms import commit_or_form_error
+from microblog.i18n import N_
 from microblog.main import keyset
 from microblog.main.forms import EditProfileForm, EmptyForm, PostForm
 from microblog.models import Post, TimelineEntry, User, followers, unpublish
@@ -32,11 +33,6 @@ bp = Blueprint("main", __name__)
 bp.record_once(lambda state: register_filters(state.app))
 
 WELCOME_POSTS = 10  # the latest posts a visitor sees on the home page
-
-
-def N_(message):
-    """Marks a message for extraction; it is translated where it is shown (gettext)."""
-    return message
 
 
 @bp.before_app_request
