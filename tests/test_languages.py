@@ -204,3 +204,17 @@ def test_a_stored_language_we_no_longer_have_reads_as_the_default(app, signed_in
     assert '<option selected value="en">English</option>' in page.text
     signed_in.post("/edit_profile", data={"username": "susan", "about_me": ""})
     assert locale_of(app, "susan") == "en"
+
+
+@pytest.mark.settings(TRUSTED_HOSTS=["microblog.example"], PROPAGATE_EXCEPTIONS=True)
+@pytest.mark.parametrize(
+    ("accept_language", "expected"),
+    [
+        ("en", "Bad request: this site is not served under that host name.\n"),
+        ("ru", "Неверный запрос: этот сайт не обслуживается под таким именем хоста.\n"),
+    ],
+)
+def test_an_untrusted_host_is_refused_in_the_readers_language(client, accept_language, expected):
+    response = client.get("/", headers={"Host": "evil.example", "Accept-Language": accept_language})
+    assert response.status_code == 400
+    assert response.text == expected
