@@ -91,7 +91,11 @@ def page_locale():
 
 
 def remember_choice(response):
-    """An after_request hook: `?lang=ru` is remembered for the pages that follow."""
+    """An after_request hook: `?lang=ru` is remembered for the pages that follow.
+
+    Every response but a static file says it varies with the language headers; a
+    static file is the same in every language, and a shared cache keeps one copy.
+    """
     chosen = supported(request.args.get("lang"))
     if chosen and request.cookies.get(LANGUAGE_COOKIE) != chosen:
         response.set_cookie(
@@ -102,8 +106,14 @@ def remember_choice(response):
             httponly=True,
             samesite="Lax",
         )
-    response.vary.update(("Accept-Language", "Cookie"))
+    if not is_static_file():
+        response.vary.update(("Accept-Language", "Cookie"))
     return response
+
+
+def is_static_file():
+    """The app's static/ and Bootstrap's: endpoints named `static` (`bootstrap.static`)."""
+    return (request.endpoint or "").rpartition(".")[2] == "static"
 
 
 @contextmanager

@@ -112,6 +112,13 @@ def test_every_page_says_it_varies_with_the_language_headers(client, signed_in):
         assert {"Accept-Language", "Cookie"} <= vary, path
 
 
+def test_static_files_are_the_same_in_every_language(client):
+    for path in ("/static/app.js", "/bootstrap/static/css/bootstrap.min.css"):
+        with client.get(path, headers={"Accept-Language": "ru"}) as response:
+            assert response.status_code == 200, path
+            assert "Accept-Language" not in response.headers.get("Vary", ""), path
+
+
 def test_the_cached_sign_in_page_is_never_served_in_the_other_language(app):
     rendered = []
 
