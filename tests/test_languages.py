@@ -159,8 +159,8 @@ def test_a_users_footer_sends_them_to_their_profile_to_change_language(signed_in
 def test_edit_profile_offers_the_languages_named_in_themselves(app, signed_in):
     form = signed_in.get("/edit_profile").text
     assert '<select class="form-select" id="locale" name="locale">' in form
-    assert '<option selected value="en">English</option>' in form
-    assert '<option value="ru">Русский</option>' in form
+    assert '<option lang="en" selected value="en">English</option>' in form
+    assert '<option lang="ru" value="ru">Русский</option>' in form
 
 
 def test_choosing_russian_in_edit_profile_turns_the_next_page_russian(app, signed_in):
@@ -171,7 +171,7 @@ def test_choosing_russian_in_edit_profile_turns_the_next_page_russian(app, signe
     page = signed_in.get("/edit_profile", headers={"Accept-Language": "en"})
     assert language_of(page) == "ru"
     assert flashes(page) == ["Изменения сохранены."]
-    assert '<option selected value="ru">Русский</option>' in page.text
+    assert '<option lang="ru" selected value="ru">Русский</option>' in page.text
 
     data["locale"] = "en"
     signed_in.post("/edit_profile", data=data)
@@ -208,7 +208,7 @@ def test_a_stored_language_we_no_longer_have_reads_as_the_default(app, signed_in
     set_locale(app, "susan", "de")  # e.g. a language an operator took out of LANGUAGES
     page = signed_in.get("/edit_profile", headers={"Accept-Language": "ru"})
     assert language_of(page) == "en"
-    assert '<option selected value="en">English</option>' in page.text
+    assert '<option lang="en" selected value="en">English</option>' in page.text
     signed_in.post("/edit_profile", data={"username": "susan", "about_me": ""})
     assert locale_of(app, "susan") == "en"
 

@@ -48,7 +48,8 @@ class EditProfileForm(Form):
         current = supported(user.locale) or languages()[0]  # a language since withdrawn
         super().__init__(*args, data={"locale": current}, **kwargs)
         self.original_username = user.username
-        self.locale.choices = language_choices()
+        # lang on each option: a screen reader says "Русский" with a Russian voice
+        self.locale.choices = [(code, name, {"lang": code}) for code, name in language_choices()]
 
     def validate_username(self, field):
         """Recasing one's own name is fine; taking another's, or a lookalike, is not."""
