@@ -106,8 +106,9 @@ def delete_account():
     user = current_user._get_current_object()
     form = DeleteAccountForm(user)
     if form.validate_on_submit():
+        said = _("Your account and your posts have been deleted. Goodbye!")  # her language
         sign_out()  # this device first; every other session goes with the account
         delete_account_and_say_goodbye(user)
-        flash(_("Your account and your posts have been deleted. Goodbye!"), "info")
+        flash(said, "info")
         return redirect(url_for("main.index"))
     return render_template("auth/delete_account.html", title=_("Delete account"), form=form)

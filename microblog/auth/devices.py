@@ -50,8 +50,9 @@ def revoke_session(record_id):
     if record is None:
         abort(404)  # another user's record is none of yours
     if record.id == current_record().id:
+        said = _("You have been signed out.")  # in the language of the user, before they go
         sign_out()
-        flash(_("You have been signed out."), "info")
+        flash(said, "info")
         return redirect(url_for("auth.login"))
     revoke([record])
     audit.info("session.revoked user=%s session=%s", current_user.id, record.id)

@@ -114,8 +114,9 @@ def logout():
     POST only (with the CSRF token): a link or an image on another site must
     not be able to sign anyone out.
     """
+    said = _("You have been signed out.")  # in the language of the user, before they go
     sign_out()
-    flash(_("You have been signed out."), "info")
+    flash(said, "info")
     return redirect(url_for("auth.login"))
 
 
