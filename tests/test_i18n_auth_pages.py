@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from babel.messages.extract import extract_python
 from babel.messages.pofile import read_po
+from flask import abort
 
 from conftest import PASSWORD, AuthActions, flashes
 from microblog import clock, i18n
@@ -384,14 +385,12 @@ def failing_routes(app):
     def busy():
         raise HashingBusy()
 
-    def malformed():
-        from flask import abort
-
-        abort(400)
+    def refused(code):
+        abort(code)
 
     app.add_url_rule("/test/broken", view_func=broken)
     app.add_url_rule("/test/busy", view_func=busy)
-    app.add_url_rule("/test/malformed", view_func=malformed)
+    app.add_url_rule("/test/abort/<int:code>", view_func=refused)
 
 
 @pytest.mark.settings(PROPAGATE_EXCEPTIONS=False)  # answer 500 as in production
@@ -400,7 +399,8 @@ def failing_routes(app):
     [
         ("/auth/no-such-page", "GET", 404, "По этому адресу ничего нет."),
         ("/auth/logout", "GET", 405, "Эту страницу нельзя открыть таким способом."),
-        ("/test/malformed", "GET", 400, "Не удалось разобрать запрос."),
+        ("/test/abort/400", "GET", 400, "Не удалось разобрать запрос."),
+        ("/test/abort/403", "GET", 403, "У вас нет прав на это действие."),
         ("/test/broken", "GET", 500, "Произошла непредвиденная ошибка."),
         ("/test/busy", "GET", 503, "Сейчас сайт перегружен."),
     ],

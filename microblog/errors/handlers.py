@@ -63,6 +63,12 @@ def bad_request(error):
     return error_page(400, _("Bad request"), _("The request could not be understood."))
 
 
+@bp.app_errorhandler(403)
+def forbidden(error):
+    """Someone else's post to edit or delete."""
+    return error_page(403, _("Forbidden"), _("You do not have permission to do this."))
+
+
 @bp.app_errorhandler(404)
 def not_found(error):
     """Unknown pages, users and post pages."""
