@@ -9,6 +9,7 @@ import logging
 
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from microblog.auth.emails import write_email
@@ -105,8 +106,9 @@ def delete_account():
     user = current_user._get_current_object()
     form = DeleteAccountForm(user)
     if form.validate_on_submit():
+        said = _("Your account and your posts have been deleted. Goodbye!")  # her language
         sign_out()  # this device first; every other session goes with the account
         delete_account_and_say_goodbye(user)
-        flash("Your account and your posts have been deleted. Goodbye!", "info")
+        flash(said, "info")
         return redirect(url_for("main.index"))
-    return render_template("auth/delete_account.html", title="Delete account", form=form)
+    return render_template("auth/delete_account.html", title=_("Delete account"), form=form)

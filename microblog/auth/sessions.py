@@ -18,6 +18,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app, g, request, session
+from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from microblog import clock
@@ -93,6 +94,17 @@ def describe_device(user_agent):
     if browser and system:
         return f"{browser} on {system}"
     return browser or system or "Unknown device"
+
+
+def device_name(description):
+    """A stored description ("Firefox on Linux") in the page's language; names stay as they are.
+
+    The record keeps the English words (one row, read by pages in any language).
+    """
+    browser, on, system = description.partition(" on ")
+    if on:
+        return _("%(browser)s on %(system)s", browser=browser, system=system)
+    return _("Unknown device") if description == "Unknown device" else description
 
 
 def sign_in(user, remember=False):

@@ -13,6 +13,7 @@ from datetime import timedelta
 import click
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
 from microblog import clock
@@ -139,13 +140,15 @@ def register():
     if form.validate_on_submit():
         if register_account(form.username.data, form.email.data, form.password.data):
             flash(
-                "Almost there: we sent an email to the address you gave. "
-                "Open the link in it to verify your address, then sign in.",
+                _(
+                    "Almost there: we sent an email to the address you gave. "
+                    "Open the link in it to verify your address, then sign in."
+                ),
                 "info",
             )
             return redirect(url_for("auth.login"))
         form.username.errors.append(TAKEN_MESSAGE)
-    return render_template("auth/register.html", title="Register", form=form)
+    return render_template("auth/register.html", title=_("Create an account"), form=form)
 
 
 @bp.route("/verify_email/", defaults={"token": ""})
@@ -156,12 +159,12 @@ def verify_email(token):
     user = user_for_token(token, VERIFY_EMAIL)
     if user is None:
         audit.info("verify_email.rejected reason=invalid_token")
-        return render_template("auth/link_invalid.html", title="Link not valid"), 400
+        return render_template("auth/link_invalid.html", title=_("Link not valid")), 400
     if not user.email_verified:
         mark_email_verified(user.id)
         db.session.commit()
         audit.info("verify_email.completed user=%s", user.id)
-    flash("Your email address is verified. You can sign in now.", "success")
+    flash(_("Your email address is verified. You can sign in now."), "success")
     return redirect(url_for("auth.login"))
 
 
@@ -176,13 +179,15 @@ def resend_verification():
         db.session.commit()
         audit.info("verify_email.requested email=%s", mask_email(form.email.data))
         flash(
-            "If an account with this address is waiting for verification, "
-            "a new link is on its way.",
+            _(
+                "If an account with this address is waiting for verification, "
+                "a new link is on its way."
+            ),
             "info",
         )
         return redirect(url_for("auth.login"))
     return render_template(
-        "auth/resend_verification.html", title="Verify your email address", form=form
+        "auth/resend_verification.html", title=_("Verify your email address"), form=form
     )
 
 
