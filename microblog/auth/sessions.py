@@ -18,6 +18,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app, g, request, session
+from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 from microblog import clock
@@ -91,8 +92,8 @@ def describe_device(user_agent):
     browser = next((name for name, rx in BROWSERS if re.search(rx, user_agent)), None)
     system = next((name for name, rx in SYSTEMS if re.search(rx, user_agent)), None)
     if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown device"
+        return gettext("%(browser)s on %(system)s", browser=browser, system=system)
+    return browser or system or gettext("Unknown device")
 
 
 def sign_in(user, remember=False):
