@@ -6,6 +6,7 @@ language) does not choose its language. Each email is read back from the
 real SMTP server, as a mail client would parse it.
 """
 
+import logging
 import re
 
 import pytest
@@ -179,6 +180,19 @@ def test_a_sender_name_outside_ascii_is_encoded_too(app, make_user, deliver, smt
     assert raw["From"].isascii() and raw["From"].startswith("=?utf-8?")
     assert message["From"].addresses[0].display_name == "Микроблог"
     assert message["From"].addresses[0].addr_spec == "no-reply@example.com"
+
+
+@pytest.mark.settings(MAIL_SERVER=None)
+def test_without_a_mail_server_the_log_shows_the_russian_subject_readable(
+    app, make_user, deliver, caplog
+):
+    caplog.set_level(logging.INFO, logger="microblog.mail")
+    make_user("susan")
+    set_locale(app, "susan", "ru")
+    browser(app, "en").post("/auth/reset_password_request", data={"email": "susan@example.com"})
+    deliver()
+    [record] = [r for r in caplog.records if r.name == "microblog.mail"]
+    assert "Subject: [Microblog] Восстановление пароля\n" in record.getMessage()
 
 
 @pytest.mark.parametrize(("stored", "browser_language"), [("ru", "en"), ("en", "ru")])
