@@ -138,7 +138,7 @@ def render_email(locale, subject, template, **context):
     """Subject, text and HTML in `locale`; `subject` is a lazy msgid, translated here.
 
     The "[Microblog]" prefix is the brand, the same in every language. The
-    subject may hold any character: Flask-Mail encodes it (RFC 2047).
+    subject may hold any character: the sender encodes it (RFC 2047).
     """
     with i18n.in_locale(locale):
         return (

@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from microblog import clock, i18n
 from microblog.auth.emails import count_recent_emails, write_email
-from microblog.auth.sessions import describe_device
+from microblog.auth.sessions import name_device, recognise_device
 from microblog.extensions import db
 from microblog.mail.delivery import composer
 from microblog.mail.outbox import defer_email
@@ -101,9 +101,9 @@ def note_sign_in_device(user):
                 tag=NEW_SIGN_IN,
                 context={
                     "user_id": user.id,
-                    # Both described by the composer, in the recipient's language.
+                    # Named and formatted by the composer, in the recipient's language.
                     "when": now.isoformat(timespec="seconds"),
-                    "user_agent": request.user_agent.string[:512],
+                    "device": recognise_device(request.user_agent.string),
                     "address": mask_address(request.remote_addr),
                 },
             )
@@ -164,7 +164,7 @@ def compose_new_sign_in(message):
         return False
     message.user_id = user.id
     with i18n.in_locale(user.locale):  # "Firefox on Linux" is a sentence too
-        device = describe_device(context.get("user_agent"))
+        device = name_device(*(context.get("device") or (None, None)))
     return write_email(
         message,
         user.email,

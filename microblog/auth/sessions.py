@@ -88,9 +88,19 @@ SYSTEMS = [  # Android says "Linux", iOS says "Mac OS X"
 
 def describe_device(user_agent):
     """ "Firefox on Linux": what a person recognises on the devices page, nothing more."""
+    return name_device(*recognise_device(user_agent))
+
+
+def recognise_device(user_agent):
+    """The names of the browser and of the system in a User-Agent; None for one not known."""
     user_agent = (user_agent or "")[:512]
     browser = next((name for name, rx in BROWSERS if re.search(rx, user_agent)), None)
     system = next((name for name, rx in SYSTEMS if re.search(rx, user_agent)), None)
+    return browser, system
+
+
+def name_device(browser, system):
+    """ "Firefox on Linux", "Firefox на Linux": the names, in the current language."""
     if browser and system:
         return gettext("%(browser)s on %(system)s", browser=browser, system=system)
     return browser or system or gettext("Unknown device")
