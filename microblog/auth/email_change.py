@@ -11,6 +11,7 @@ import logging
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
@@ -59,7 +60,13 @@ def compose_email_change(message):
     token = make_token(user, CHANGE_EMAIL, email=new_address)
     link = external_url("auth.confirm_email", token=token)
     return write_email(
-        message, new_address, "Confirm your new email address", "change_email", user=user, link=link
+        message,
+        new_address,
+        user.locale,
+        _l("Confirm your new email address"),
+        "change_email",
+        user=user,
+        link=link,
     )
 
 
@@ -71,11 +78,11 @@ def compose_change_notice(message):
         return False
     masked = (message.context or {}).get("new", "***")
     link = external_url("auth.reset_password_request")
-    subject = "A change of your email address was requested"
     return write_email(
         message,
         message.recipient_list[0],
-        subject,
+        user.locale,
+        _l("A change of your email address was requested"),
         CHANGE_NOTICE,
         user=user,
         new_address=masked,

@@ -14,9 +14,10 @@ import click
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from microblog import clock
+from microblog import clock, i18n
 from microblog.auth.deletion import erase_account
 from microblog.auth.emails import count_recent_emails, write_email
 from microblog.auth.forms import RegistrationForm, ResendVerificationForm, username_taken
@@ -37,15 +38,16 @@ audit = logging.getLogger("microblog.audit")
 ADDRESS_TAKEN = "address_taken"
 
 
-def register_account(username, address, password):
+def register_account(username, address, password, locale):
     """Create an unverified account, or tell the address's owner; False if the name is taken.
 
     The password is hashed on both paths, so that the answer takes as long
-    for a taken address as for a free one.
+    for a taken address as for a free one. `locale` is the language the
+    account's emails will be written in, the verification email first.
     """
     password_hash = hash_password(password)
     if not address_has_account(address):
-        user = User(username=username, email=address, password_hash=password_hash)
+        user = User(username=username, email=address, password_hash=password_hash, locale=locale)
         db.session.add(user)
         defer_email(VERIFY_EMAIL, address, tag=VERIFY_EMAIL)
         try:
@@ -98,7 +100,13 @@ def compose_verification(message):
     link = external_url("auth.verify_email", token=make_token(user, VERIFY_EMAIL))
     message.user_id = user.id
     return write_email(
-        message, user.email, "Verify your email address", "verify_email", user=user, link=link
+        message,
+        user.email,
+        user.locale,
+        _l("Verify your email address"),
+        "verify_email",
+        user=user,
+        link=link,
     )
 
 
@@ -123,7 +131,8 @@ def notify_owner(message, owner, attempt):
     return write_email(
         message,
         owner.email,
-        "Someone tried to use your email address",
+        owner.locale,
+        _l("Someone tried to use your email address"),
         ADDRESS_TAKEN,
         user=owner,
         attempt=attempt,
@@ -138,7 +147,9 @@ def register():
     """Create an account; the answer says nothing about whether the address had one."""
     form = RegistrationForm()
     if form.validate_on_submit():
-        if register_account(form.username.data, form.email.data, form.password.data):
+        # The visitor's page language: their ?lang= choice, else Accept-Language.
+        locale = i18n.page_locale()
+        if register_account(form.username.data, form.email.data, form.password.data, locale):
             flash(
                 _(
                     "Almost there: we sent an email to the address you gave. "
