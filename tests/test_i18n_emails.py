@@ -60,7 +60,7 @@ def english_phrases(message):
 EMAILS = {
     "reset": {
         "en": ("Reset your password", "To choose a new password"),
-        "ru": ("Восстановление пароля", "Чтобы задать новый пароль"),
+        "ru": ("Сброс пароля", "Чтобы задать новый пароль"),
     },
     "verify": {
         "en": ("Verify your email address", "Welcome to Microblog!"),
@@ -164,7 +164,7 @@ def test_a_russian_subject_is_rfc2047_encoded_and_the_body_is_utf8(app, make_use
     [message] = smtp.wait_for(1)
     raw = dict(message.raw_items())
     assert raw["Subject"].isascii() and "=?utf-8?" in raw["Subject"]
-    assert message["Subject"] == "[Microblog] Восстановление пароля"
+    assert message["Subject"] == "[Microblog] Сброс пароля"
     for part in (message.get_body(("plain",)), message.get_body(("html",))):
         assert part.get_content_charset() == "utf-8"
     assert "Ссылка одноразовая и действует 10 минут." in text_of(message)
@@ -192,7 +192,7 @@ def test_without_a_mail_server_the_log_shows_the_russian_subject_readable(
     browser(app, "en").post("/auth/reset_password_request", data={"email": "susan@example.com"})
     deliver()
     [record] = [r for r in caplog.records if r.name == "microblog.mail"]
-    assert "Subject: [Microblog] Восстановление пароля\n" in record.getMessage()
+    assert "Subject: [Microblog] Сброс пароля\n" in record.getMessage()
 
 
 @pytest.mark.parametrize(("stored", "browser_language"), [("ru", "en"), ("en", "ru")])
@@ -280,7 +280,7 @@ def test_after_changing_language_the_next_emails_come_in_the_new_one(app, make_u
     deliver()
     assert [m["Subject"] for m in smtp.wait_for(2)] == [
         "[Microblog] Reset your password",
-        "[Microblog] Восстановление пароля",
+        "[Microblog] Сброс пароля",
     ]
 
 
