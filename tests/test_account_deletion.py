@@ -75,7 +75,8 @@ def test_deletion_leaves_no_rows_behind_and_still_delivers_the_goodbye(
 
     with app.app_context():
         [goodbye] = db.session.scalars(sa.select(OutboxMessage)).all()
-        assert goodbye.user_id is None and goodbye.context == {"username": "susan"}
+        assert goodbye.user_id is None
+        assert goodbye.context == {"username": "susan", "locale": "en"}
     deliver()
     messages = smtp.wait_for(2)
     assert len(messages) == 2

@@ -25,8 +25,12 @@ def test_guesses_spread_over_both_workers_pause_the_account_once(gunicorn, smtp)
     assert len(gunicorn.pids_that_served("POST", "/auth/login")) == 2
     invalid = [a for a in answers if "Invalid username or password." in a.text]
     paused = [a for a in answers if "Sign-in is paused for this account" in a.text]
+    # On a loaded machine a guess may find the hashing slot taken: 503, counted all the same.
+    busy = [a for a in answers if a.status == 503]
+    assert len(invalid) + len(paused) + len(busy) == 2 * LIMIT
     # Per-worker counting would let 2 * LIMIT - 1 guesses be checked; the database lets LIMIT.
-    assert (len(invalid), len(paused)) == (LIMIT - 1, LIMIT + 1)
+    assert LIMIT - 1 - len(busy) <= len(invalid) <= LIMIT - 1
+    assert len(paused) >= LIMIT + 1 - len(busy)
     refused = sign_in(Visitor(gunicorn.base_url), "susan", PASSWORD)
     assert refused.status == 429 and refused.location is None
 

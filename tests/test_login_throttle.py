@@ -97,7 +97,7 @@ def test_the_owner_is_emailed_once_per_pause_with_masked_addresses(app, susan, d
         assert masked in text and masked in html_of(notice)
         assert address not in text
     assert "http://localhost/auth/reset_password_request" in text
-    assert re.search(r"until \d{4}-\d\d-\d\d \d\d:\d\d UTC", text)
+    assert re.search(r"until \w+ \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\s[AP]M UTC", text)
     attempt(app, "susan", PASSWORD, ADDRESSES[0])
     deliver()
     assert len(smtp.messages) == 1  # refused attempts during the pause send nothing more

@@ -108,7 +108,7 @@ def test_sigterm_finishes_the_message_in_hand_and_gives_back_the_rest(app, smtp,
     smtp.mailbox.gate = threading.Event()
     running = worker()
     try:
-        queue_emails(app, 3)
+        queue_emails(app, 12)  # more than the pool's ceiling (10): some are never in hand
         assert smtp.mailbox.receiving.wait(30), "the worker never started a send"
         running.process.send_signal(signal.SIGTERM)
         running.wait_for_line("Mail worker stopping")
@@ -116,9 +116,11 @@ def test_sigterm_finishes_the_message_in_hand_and_gives_back_the_rest(app, smtp,
         smtp.mailbox.gate.set()  # the message in hand is accepted
     assert running.process.wait(30) == 0
     rows = outbox_rows(app)
-    assert sorted(row.state for row in rows) == ["pending", "pending", "sent"]
-    assert [m["Message-ID"] for m in smtp.messages] == [
-        r.message_id for r in rows if r.state == "sent"
-    ]
+    sent = [row for row in rows if row.state == "sent"]
+    # Every thread finishes the message it had in hand (on a loaded machine more than one
+    # thread may have one when the signal lands) and gives back the rest, untried.
+    assert 1 <= len(sent) < len(rows)
+    assert sorted(m["Message-ID"] for m in smtp.messages) == sorted(r.message_id for r in sent)
+    assert {row.state for row in rows} - {"sent"} == {"pending"}
     assert all(row.attempts == 0 for row in rows if row.state == "pending")
     running.wait_for_line("Mail worker stopped")

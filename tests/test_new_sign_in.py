@@ -79,7 +79,7 @@ def test_a_new_browser_gets_the_owner_a_notice_with_browser_system_network_and_l
         assert "198.51.100.x" in part and "198.51.100.23" not in part
         assert "http://localhost/auth/sessions" in part
         assert "http://localhost/auth/change_password" in part
-        assert clock.utcnow().strftime("%Y-%m-%d") in part
+        assert f"{clock.utcnow():%B} {clock.utcnow().day}, {clock.utcnow().year}" in part
     assert "Sign that device out" in " ".join(text_of(notice).split())
 
 

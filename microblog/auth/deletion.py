@@ -9,6 +9,8 @@ import logging
 
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from microblog.auth.emails import write_email
@@ -81,10 +83,15 @@ def erase_account(user, *only_if):
 
 
 def delete_account_and_say_goodbye(user):
-    """Erase the account and queue the goodbye, committed together."""
-    username, address, user_id = user.username, user.email, user.id
+    """Erase the account and queue the goodbye, committed together.
+
+    The goodbye is written in the account's language, kept in the row: by
+    the time the worker composes it, the account is gone.
+    """
+    username, address, user_id, locale = user.username, user.email, user.id, user.locale
     erase_account(user)
-    defer_email(GOODBYE, address, tag=GOODBYE, context={"username": username})
+    context = {"username": username, "locale": locale}
+    defer_email(GOODBYE, address, tag=GOODBYE, context=context)
     db.session.commit()
     audit.info("account.deleted user=%s", user_id)
 
@@ -92,9 +99,15 @@ def delete_account_and_say_goodbye(user):
 @composer(GOODBYE)
 def compose_goodbye(message):
     """The goodbye: everything it names comes from the row, the user is gone."""
-    username = (message.context or {}).get("username", "")
-    address = message.recipient_list[0]
-    return write_email(message, address, "Your account was deleted", GOODBYE, username=username)
+    context = message.context or {}
+    return write_email(
+        message,
+        message.recipient_list[0],
+        context.get("locale"),
+        _l("Your account was deleted"),
+        GOODBYE,
+        username=context.get("username", ""),
+    )
 
 
 @bp.route("/delete_account", methods=["GET", "POST"])
@@ -105,8 +118,9 @@ def delete_account():
     user = current_user._get_current_object()
     form = DeleteAccountForm(user)
     if form.validate_on_submit():
+        said = _("Your account and your posts have been deleted. Goodbye!")  # her language
         sign_out()  # this device first; every other session goes with the account
         delete_account_and_say_goodbye(user)
-        flash("Your account and your posts have been deleted. Goodbye!", "info")
+        flash(said, "info")
         return redirect(url_for("main.index"))
-    return render_template("auth/delete_account.html", title="Delete account", form=form)
+    return render_template("auth/delete_account.html", title=_("Delete account"), form=form)

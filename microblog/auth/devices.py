@@ -4,11 +4,19 @@ import logging
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from microblog.auth.forms import SignOutDeviceForm
 from microblog.auth.routes import bp
-from microblog.auth.sessions import SessionRecord, current_record, live_records, revoke, sign_out
+from microblog.auth.sessions import (
+    SessionRecord,
+    current_record,
+    device_name,
+    live_records,
+    revoke,
+    sign_out,
+)
 from microblog.extensions import db
 
 audit = logging.getLogger("microblog.audit")
@@ -20,10 +28,11 @@ def sessions():
     """Every device signed in to your account, this one marked."""
     return render_template(
         "auth/sessions.html",
-        title="Your devices",
+        title=_("Your devices"),
         records=live_records(current_user),
         current=current_record(),
         form=SignOutDeviceForm(),
+        device_name=device_name,
     )
 
 
@@ -41,12 +50,13 @@ def revoke_session(record_id):
     if record is None:
         abort(404)  # another user's record is none of yours
     if record.id == current_record().id:
+        said = _("You have been signed out.")  # in the language of the user, before they go
         sign_out()
-        flash("You have been signed out.", "info")
+        flash(said, "info")
         return redirect(url_for("auth.login"))
     revoke([record])
     audit.info("session.revoked user=%s session=%s", current_user.id, record.id)
-    flash(f"{record.device} has been signed out.", "success")
+    flash(_("%(device)s has been signed out.", device=device_name(record.device)), "success")
     return redirect(url_for("auth.sessions"))
 
 
@@ -60,5 +70,5 @@ def revoke_other_sessions():
     others = [record for record in live_records(current_user) if record.id != this.id]
     revoke(others)
     audit.info("session.revoked_others user=%s count=%s", current_user.id, len(others))
-    flash("Every other device has been signed out.", "success")
+    flash(_("Every other device has been signed out."), "success")
     return redirect(url_for("auth.sessions"))

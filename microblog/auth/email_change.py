@@ -10,6 +10,8 @@ import logging
 
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError
 
@@ -58,7 +60,13 @@ def compose_email_change(message):
     token = make_token(user, CHANGE_EMAIL, email=new_address)
     link = external_url("auth.confirm_email", token=token)
     return write_email(
-        message, new_address, "Confirm your new email address", "change_email", user=user, link=link
+        message,
+        new_address,
+        user.locale,
+        _l("Confirm your new email address"),
+        "change_email",
+        user=user,
+        link=link,
     )
 
 
@@ -70,11 +78,11 @@ def compose_change_notice(message):
         return False
     masked = (message.context or {}).get("new", "***")
     link = external_url("auth.reset_password_request")
-    subject = "A change of your email address was requested"
     return write_email(
         message,
         message.recipient_list[0],
-        subject,
+        user.locale,
+        _l("A change of your email address was requested"),
         CHANGE_NOTICE,
         user=user,
         new_address=masked,
@@ -112,11 +120,11 @@ def change_email():
     if form.validate_on_submit():
         request_email_change(user, form.email.data)
         flash(
-            "We sent a link to the new address. Your address changes when you open it.",
+            _("We sent a link to the new address. Your address changes when you open it."),
             "info",
         )
         return redirect(url_for("main.user", username=user.username))
-    return render_template("auth/change_email.html", title="Change email address", form=form)
+    return render_template("auth/change_email.html", title=_("Change email address"), form=form)
 
 
 @bp.route("/confirm_email/", defaults={"token": ""})
@@ -128,7 +136,7 @@ def confirm_email(token):
     new_address = claims and claims["email"]
     if not isinstance(new_address, str):
         audit.info("email_change.rejected reason=invalid_token")
-        return render_template("auth/link_invalid.html", title="Link not valid"), 400
+        return render_template("auth/link_invalid.html", title=_("Link not valid")), 400
     done = db.session.scalar(
         sa.select(User.id).where(User.id == int(claims["sub"]), User.email == new_address)
     )
@@ -136,12 +144,12 @@ def confirm_email(token):
         user = user_for_claims(claims, CHANGE_EMAIL)
         if user is None:
             audit.info("email_change.rejected reason=invalid_token")
-            return render_template("auth/link_invalid.html", title="Link not valid"), 400
+            return render_template("auth/link_invalid.html", title=_("Link not valid")), 400
         if not change_address(user, new_address):
             if user_by_address(new_address) is None:  # another link of hers won the race
-                return render_template("auth/link_invalid.html", title="Link not valid"), 400
+                return render_template("auth/link_invalid.html", title=_("Link not valid")), 400
             audit.info("email_change.rejected reason=address_taken user=%s", user.id)
-            return render_template("auth/email_taken.html", title="Address taken"), 409
+            return render_template("auth/email_taken.html", title=_("Address taken")), 409
         audit.info("email_change.completed user=%s", user.id)
-    flash(f"Your email address is now {new_address}.", "success")
+    flash(_("Your email address is now %(address)s.", address=new_address), "success")
     return redirect(url_for("main.index" if current_user.is_authenticated else "auth.login"))

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from email_validator import validate_email
 from flask import current_app, render_template
+from flask_babel import lazy_gettext as _l
 
-from microblog import clock
+from microblog import clock, i18n
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.mail.delivery import as_flask_mail, composer
@@ -64,7 +65,14 @@ def compose_password_reset(message):
 
 def stand_in(address):
     """An account no row has (id 0): what an unknown address costs, never what it gets."""
-    return User(id=0, username="stand-in", email=address, password_hash="", session_token="")
+    return User(
+        id=0,
+        username="stand-in",
+        email=address,
+        password_hash="",
+        session_token="",
+        locale=i18n.languages()[0],
+    )
 
 
 def rehearse_sending(message, subject, text_body, html_body):
@@ -87,10 +95,8 @@ def rehearse_sending(message, subject, text_body, html_body):
 def write_reset_email(user):
     """Subject, text and HTML of the reset email for this user, with a fresh link."""
     link = external_url("auth.reset_password_link", token=make_reset_token(user))
-    return (
-        "[Microblog] Reset your password",
-        render_template("email/reset_password.txt", user=user, link=link),
-        render_template("email/reset_password.html", user=user, link=link),
+    return render_email(
+        user.locale, _l("Reset your password"), "reset_password", user=user, link=link
     )
 
 
@@ -115,13 +121,31 @@ def count_recent_emails(user, tag):
     )
 
 
-def write_email(message, recipient, subject, template, **context):
-    """Fill in a deferred message: one recipient, text and HTML parts from one template name."""
+def write_email(message, recipient, locale, subject, template, **context):
+    """Fill in a deferred message: one recipient, text and HTML parts from one template name.
+
+    `locale` is the recipient's stored language, never the request's: the
+    request that caused the email may come from anyone's browser.
+    """
     message.recipients = json.dumps([recipient])
-    message.subject = f"[Microblog] {subject}"
-    message.text_body = render_template(f"email/{template}.txt", **context)
-    message.html_body = render_template(f"email/{template}.html", **context)
+    message.subject, message.text_body, message.html_body = render_email(
+        locale, subject, template, **context
+    )
     return True
+
+
+def render_email(locale, subject, template, **context):
+    """Subject, text and HTML in `locale`; `subject` is a lazy msgid, translated here.
+
+    The "[Microblog]" prefix is the brand, the same in every language. The
+    subject may hold any character: the sender encodes it (RFC 2047).
+    """
+    with i18n.in_locale(locale):
+        return (
+            f"[Microblog] {subject}",
+            render_template(f"email/{template}.txt", **context),
+            render_template(f"email/{template}.html", **context),
+        )
 
 
 PASSWORD_CHANGED = "password_changed"  # noqa: S105  (an email kind, not a password)
@@ -152,7 +176,8 @@ def compose_password_changed(message):
     return write_email(
         message,
         user.email,
-        "Your password was changed",
+        user.locale,
+        _l("Your password was changed"),
         PASSWORD_CHANGED,
         user=user,
         link=external_url("auth.reset_password_request"),

@@ -1,6 +1,8 @@
 """Forms of the auth blueprint. Every one carries a CSRF token (Flask-WTF)."""
 
 from email_validator import EmailNotValidError
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
@@ -21,17 +23,30 @@ def normalized_email(form, field):
     A field sent twice is a list too: refused, like commas or CR/LF inside it.
     """
     if field.raw_data and len(field.raw_data) > 1:
-        raise ValidationError("Enter one email address.")
+        raise ValidationError(_("Enter one email address."))
     try:
         field.data = normalize_email(field.data)
-    except EmailNotValidError as error:
-        raise ValidationError(str(error)) from None
+    except EmailNotValidError:
+        raise ValidationError(email_error(field.data)) from None
+
+
+def email_error(address):
+    """Why an address was refused, in our words: email_validator's own are English only."""
+    local_part, at_sign, _domain = address.rpartition("@")
+    if not at_sign:
+        return _("An email address must have an @-sign.")
+    if not local_part.isascii():  # SMTPUTF8 addresses are refused (see normalize_email)
+        return _(
+            "Internationalized characters before the @-sign are not supported: "
+            "use an address in Latin letters."
+        )
+    return _("This is not a valid email address.")
 
 
 def email_field():
     """The address field of every form: trimmed, validated, normalised."""
     return EmailField(
-        "Email",
+        _l("Email"),
         filters=[strip_spaces],
         validators=[DataRequired(), Length(max=254), normalized_email],
     )
@@ -40,10 +55,10 @@ def email_field():
 class NewPasswordForm(Form):
     """A new password, typed twice, held to the password policy."""
 
-    password = PasswordField("Password", validators=[DataRequired()])
+    password = PasswordField(_l("Password"), validators=[DataRequired()])
     password2 = PasswordField(
-        "Repeat password",
-        validators=[DataRequired(), EqualTo("password", message="The passwords do not match.")],
+        _l("Repeat password"),
+        validators=[DataRequired(), EqualTo("password", message=_l("The passwords do not match."))],
     )
 
     def personal_values(self):
@@ -57,16 +72,16 @@ class NewPasswordForm(Form):
 
 
 class LoginForm(Form):
-    username = StringField("Username or email", validators=[DataRequired(), Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1024)])
-    remember_me = BooleanField("Remember me")
-    submit = SubmitField("Sign in")
+    username = StringField(_l("Username or email"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
+    remember_me = BooleanField(_l("Remember me"))
+    submit = SubmitField(_l("Sign in"))
 
 
 class RegistrationForm(NewPasswordForm):
-    username = StringField("Username", validators=username_validators())
+    username = StringField(_l("Username"), validators=username_validators())
     email = email_field()
-    submit = SubmitField("Register")
+    submit = SubmitField(_l("Register"))
 
     def personal_values(self):
         return (self.username.data, self.email.data)
@@ -79,18 +94,18 @@ class RegistrationForm(NewPasswordForm):
 
 class ResetPasswordRequestForm(Form):
     email = email_field()
-    submit = SubmitField("Request password reset")
+    submit = SubmitField(_l("Request password reset"))
 
 
 class ResendVerificationForm(Form):
     email = email_field()
-    submit = SubmitField("Send a new link")
+    submit = SubmitField(_l("Send a new link"))
 
 
 class PasswordConfirmedForm(Form):
     """An action on the signed-in account that whoever holds the session must confirm."""
 
-    password = PasswordField("Current password", validators=[DataRequired(), Length(max=1024)])
+    password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1024)])
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -98,24 +113,24 @@ class PasswordConfirmedForm(Form):
 
     def validate_password(self, field):
         if not verify_password(self.user.password_hash, field.data):
-            raise ValidationError("This is not your current password.")
+            raise ValidationError(_("This is not your current password."))
 
 
 class ChangeEmailForm(PasswordConfirmedForm):
     email = email_field()
-    submit = SubmitField("Send a confirmation link")
+    submit = SubmitField(_l("Send a confirmation link"))
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(user, *args, **kwargs)
-        self.email.label.text = "New email address"
+        self.email.label.text = _("New email address")
 
     def validate_email(self, field):
         if field.data == self.user.email:
-            raise ValidationError("This is already your address.")
+            raise ValidationError(_("This is already your address."))
 
 
 class DeleteAccountForm(PasswordConfirmedForm):
-    submit = SubmitField("Delete my account")
+    submit = SubmitField(_l("Delete my account"))
 
 
 class AccountPasswordForm(NewPasswordForm):
@@ -132,26 +147,26 @@ class AccountPasswordForm(NewPasswordForm):
         """The policy, and not the password the account already has."""
         super().validate_password(field)
         if verify_password(self.user.password_hash, field.data):
-            raise ValidationError("This is your current password; choose a new one.")
+            raise ValidationError(_("This is your current password; choose a new one."))
 
 
 class ChangePasswordForm(AccountPasswordForm):
     current_password = PasswordField(
-        "Current password", validators=[DataRequired(), Length(max=1024)]
+        _l("Current password"), validators=[DataRequired(), Length(max=1024)]
     )
-    submit = SubmitField("Change password")
+    submit = SubmitField(_l("Change password"))
 
     def validate_current_password(self, field):
         """Whoever holds the session must also know the password to change it."""
         if not verify_password(self.user.password_hash, field.data):
-            raise ValidationError("This is not your current password.")
+            raise ValidationError(_("This is not your current password."))
 
 
 class ResetPasswordForm(AccountPasswordForm):
-    submit = SubmitField("Set new password")
+    submit = SubmitField(_l("Set new password"))
 
 
 class SignOutDeviceForm(Form):
     """A button on the devices page: nothing but the CSRF token."""
 
-    submit = SubmitField("Sign out")
+    submit = SubmitField(_l("Sign out"))

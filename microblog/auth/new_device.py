@@ -32,11 +32,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import after_this_request, current_app, request, url_for
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.dialects import postgresql, sqlite
 
-from microblog import clock
+from microblog import clock, i18n
 from microblog.auth.emails import count_recent_emails, write_email
-from microblog.auth.sessions import describe_device
+from microblog.auth.sessions import name_device, recognise_device
 from microblog.extensions import db
 from microblog.mail.delivery import composer
 from microblog.mail.outbox import defer_email
@@ -100,8 +101,9 @@ def note_sign_in_device(user):
                 tag=NEW_SIGN_IN,
                 context={
                     "user_id": user.id,
-                    "when": now.isoformat(timespec="seconds"),  # formatted by the composer
-                    "device": describe_device(request.user_agent.string),
+                    # Named and formatted by the composer, in the recipient's language.
+                    "when": now.isoformat(timespec="seconds"),
+                    "device": recognise_device(request.user_agent.string),
                     "address": mask_address(request.remote_addr),
                 },
             )
@@ -161,15 +163,18 @@ def compose_new_sign_in(message):
         audit.warning("%s.throttled user=%s", NEW_SIGN_IN, user.id)
         return False
     message.user_id = user.id
+    with i18n.in_locale(user.locale):  # "Firefox on Linux" is a sentence too
+        device = name_device(*(context.get("device") or (None, None)))
     return write_email(
         message,
         user.email,
-        "New sign-in to your account",
+        user.locale,
+        _l("New sign-in to your account"),
         NEW_SIGN_IN,
         user=user,
-        when=f"{datetime.fromisoformat(context['when']):%Y-%m-%d %H:%M} UTC",
-        device=context.get("device", "Unknown device"),
-        address=context.get("address", "unknown"),
+        when=datetime.fromisoformat(context["when"]),
+        device=device,
+        address=context.get("address"),
         sessions=external_url("auth.sessions"),
         change_password=external_url("auth.change_password"),
     )

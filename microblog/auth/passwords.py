@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.security import check_password_hash
 
@@ -42,24 +44,31 @@ def normalize(password):
 
 
 def policy_problem(password, *personal):
-    """Why this password is refused, or None when it is acceptable."""
+    """Why this password is refused (in the page's language), or None when it is acceptable."""
     config = current_app.config
-    if len(password) > config["PASSWORD_MAX_LENGTH"]:  # before NFKC, which can expand it
-        return f"Use at most {config['PASSWORD_MAX_LENGTH']} characters."
+    longest = config["PASSWORD_MAX_LENGTH"]
+    if len(password) > longest:  # before NFKC, which can expand it
+        return too_long(longest)
     password = normalize(password)
     if len(password) < config["PASSWORD_MIN_LENGTH"]:
-        return (
-            f"Use at least {config['PASSWORD_MIN_LENGTH']} characters; "
-            "a phrase of a few words works well."
+        shortest = config["PASSWORD_MIN_LENGTH"]
+        return ngettext(
+            "Use at least %(num)s character; a phrase of a few words works well.",
+            "Use at least %(num)s characters; a phrase of a few words works well.",
+            shortest,
         )
-    if len(password) > config["PASSWORD_MAX_LENGTH"]:
-        return f"Use at most {config['PASSWORD_MAX_LENGTH']} characters."
+    if len(password) > longest:
+        return too_long(longest)
     folded = password.casefold()
     if folded in common_passwords() or len(set(folded)) < 3:
-        return "This password is too common; choose another."
+        return _("This password is too common; choose another.")
     if any(value and len(value) >= 4 and value.casefold() in folded for value in personal):
-        return "Do not use your username or email address in your password."
+        return _("Do not use your username or email address in your password.")
     return strength_problem(password, personal)
+
+
+def too_long(longest):
+    return ngettext("Use at most %(num)s character.", "Use at most %(num)s characters.", longest)
 
 
 class HashingBusy(ServiceUnavailable):

@@ -13,6 +13,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from microblog.auth import throttle
@@ -84,13 +85,13 @@ def redirect_signed_in(view):
 def login():
     """Sign in with username (or email) and password; one error for every failure."""
     if request.method == "GET":  # most requests: kept lean (see page_cache.py)
-        return render_form_page("auth/login.html", LoginForm, title="Sign in")
+        return render_form_page("auth/login.html", LoginForm, title=_("Sign in"))
     form = LoginForm()
     if form.validate_on_submit():
         outcome = authenticate(form.username.data, form.password.data, request.remote_addr)
         if outcome.status == UNVERIFIED:  # the password was right: saying so leaks nothing
             audit.info("login.unverified user=%s", outcome.user.id)
-            return render_template("auth/unverified.html", title="Verify your address")
+            return render_template("auth/unverified.html", title=_("Verify your address"))
         if outcome.status == SIGNED_IN:
             note_sign_in_device(outcome.user)  # committed with the sign-in
             sign_in(outcome.user, remember=form.remember_me.data)
@@ -99,11 +100,11 @@ def login():
         audit.info("login.failure reason=%s", outcome.status)
         if outcome.status == PAUSED:
             page = render_template(
-                "auth/login.html", title="Sign in", form=form, paused_until=outcome.paused_until
+                "auth/login.html", title=_("Sign in"), form=form, paused_until=outcome.paused_until
             )
             return page, 429
-        flash("Invalid username or password.", "danger")
-    return render_form_page("auth/login.html", form, title="Sign in")
+        flash(_("Invalid username or password."), "danger")
+    return render_form_page("auth/login.html", form, title=_("Sign in"))
 
 
 @bp.route("/logout", methods=["POST"])
@@ -113,8 +114,9 @@ def logout():
     POST only (with the CSRF token): a link or an image on another site must
     not be able to sign anyone out.
     """
+    said = _("You have been signed out.")  # in the language of the user, before they go
     sign_out()
-    flash("You have been signed out.", "info")
+    flash(said, "info")
     return redirect(url_for("auth.login"))
 
 
@@ -126,9 +128,9 @@ def reset_password_request():
     form = ResetPasswordRequestForm()
     if form.validate_on_submit():
         request_password_reset(form.email.data)
-        flash("Check your email for the instructions to reset your password.", "info")
+        flash(_("Check your email for the instructions to reset your password."), "info")
         return redirect(url_for("auth.login"))
-    return render_template("auth/reset_password_request.html", title="Reset password", form=form)
+    return render_template("auth/reset_password_request.html", title=_("Reset password"), form=form)
 
 
 @bp.route("/reset_password/", defaults={"token": ""}, methods=["GET"])
@@ -162,16 +164,18 @@ def reset_password(token=None):
     if user is None:
         session.pop(RESET_SESSION_KEY, None)
         audit.info("password_reset.rejected reason=invalid_token")
-        return render_template("auth/reset_password_invalid.html", title="Link not valid"), 400
+        return render_template("auth/reset_password_invalid.html", title=_("Link not valid")), 400
     form = ResetPasswordForm(user)
     if form.validate_on_submit():
         session.pop(RESET_SESSION_KEY, None)
         if not complete_password_reset(user, form.password.data):
-            return render_template("auth/reset_password_invalid.html", title="Link not valid"), 400
+            return render_template(
+                "auth/reset_password_invalid.html", title=_("Link not valid")
+            ), 400
         throttle.lift(user)
-        flash("Your password has been reset. Please sign in with it.", "success")
+        flash(_("Your password has been reset. Please sign in with it."), "success")
         return redirect(url_for("auth.login"))
-    return render_template("auth/reset_password.html", title="Reset password", form=form)
+    return render_template("auth/reset_password.html", title=_("Reset password"), form=form)
 
 
 @bp.route("/change_password", methods=["GET", "POST"])
@@ -186,7 +190,9 @@ def change_password():
         if replace_password(user, form.password.data):
             sign_in(db.session.get(User, user.id), remember=remembered)  # under the new token
             audit.info("password_change.completed user=%s", user.id)
-            flash("Your password has been changed. Other devices have been signed out.", "success")
+            flash(
+                _("Your password has been changed. Other devices have been signed out."), "success"
+            )
             return redirect(url_for("main.user", username=user.username))
-        form.current_password.errors.append("Your password changed meanwhile; try again.")
-    return render_template("auth/change_password.html", title="Change password", form=form)
+        form.current_password.errors.append(_("Your password changed meanwhile; try again."))
+    return render_template("auth/change_password.html", title=_("Change password"), form=form)

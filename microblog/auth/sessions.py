@@ -18,6 +18,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app, g, request, session
+from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 from microblog import clock
@@ -87,12 +88,33 @@ SYSTEMS = [  # Android says "Linux", iOS says "Mac OS X"
 
 def describe_device(user_agent):
     """ "Firefox on Linux": what a person recognises on the devices page, nothing more."""
+    return name_device(*recognise_device(user_agent))
+
+
+def recognise_device(user_agent):
+    """The names of the browser and of the system in a User-Agent; None for one not known."""
     user_agent = (user_agent or "")[:512]
     browser = next((name for name, rx in BROWSERS if re.search(rx, user_agent)), None)
     system = next((name for name, rx in SYSTEMS if re.search(rx, user_agent)), None)
+    return browser, system
+
+
+def name_device(browser, system):
+    """ "Firefox on Linux", "Firefox на Linux": the names, in the current language."""
     if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown device"
+        return gettext("%(browser)s on %(system)s", browser=browser, system=system)
+    return browser or system or gettext("Unknown device")
+
+
+def device_name(description):
+    """A stored description ("Firefox on Linux") in the page's language; names stay as they are.
+
+    The record keeps the English words (one row, read by pages in any language).
+    """
+    browser, on, system = description.partition(" on ")
+    if on:
+        return name_device(browser, system)
+    return name_device(None, None) if description == "Unknown device" else description
 
 
 def sign_in(user, remember=False):

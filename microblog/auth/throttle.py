@@ -21,10 +21,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from flask import current_app, render_template
+from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.dialects import postgresql, sqlite
 
 from microblog import clock
+from microblog.auth.emails import write_email
 from microblog.extensions import db
 from microblog.mail.delivery import composer
 from microblog.mail.outbox import defer_email
@@ -165,17 +167,17 @@ def compose_pause_notice(message):
     user = db.session.get(User, row.user_id) if row is not None and row.user_id else None
     if user is None or row.paused_until is None:
         return False
-    context = {
-        "user": user,
-        "paused_at": row.paused_at,
-        "paused_until": row.paused_until,
-        "addresses": json.loads(row.addresses or "[]"),
-        "link": external_url("auth.reset_password_request"),
-        "limit": current_app.config["LOGIN_FAILURES_PER_ACCOUNT"],
-    }
     message.user_id = user.id
-    message.recipients = json.dumps([user.email])
-    message.subject = "[Microblog] Sign-in to your account is paused"
-    message.text_body = render_template("email/login_paused.txt", **context)
-    message.html_body = render_template("email/login_paused.html", **context)
-    return True
+    return write_email(
+        message,
+        user.email,
+        user.locale,
+        _l("Sign-in to your account is paused"),
+        PAUSE_TAG,
+        user=user,
+        paused_at=row.paused_at,
+        paused_until=row.paused_until,
+        addresses=json.loads(row.addresses or "[]"),
+        link=external_url("auth.reset_password_request"),
+        limit=current_app.config["LOGIN_FAILURES_PER_ACCOUNT"],
+    )

@@ -13,9 +13,11 @@ from datetime import timedelta
 import click
 import sqlalchemy as sa
 from flask import current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 
-from microblog import clock
+from microblog import clock, i18n
 from microblog.auth.deletion import erase_account
 from microblog.auth.emails import count_recent_emails, write_email
 from microblog.auth.forms import RegistrationForm, ResendVerificationForm, username_taken
@@ -36,15 +38,16 @@ audit = logging.getLogger("microblog.audit")
 ADDRESS_TAKEN = "address_taken"
 
 
-def register_account(username, address, password):
+def register_account(username, address, password, locale):
     """Create an unverified account, or tell the address's owner; False if the name is taken.
 
     The password is hashed on both paths, so that the answer takes as long
-    for a taken address as for a free one.
+    for a taken address as for a free one. `locale` is the language the
+    account's emails will be written in, the verification email first.
     """
     password_hash = hash_password(password)
     if not address_has_account(address):
-        user = User(username=username, email=address, password_hash=password_hash)
+        user = User(username=username, email=address, password_hash=password_hash, locale=locale)
         db.session.add(user)
         defer_email(VERIFY_EMAIL, address, tag=VERIFY_EMAIL)
         try:
@@ -97,7 +100,13 @@ def compose_verification(message):
     link = external_url("auth.verify_email", token=make_token(user, VERIFY_EMAIL))
     message.user_id = user.id
     return write_email(
-        message, user.email, "Verify your email address", "verify_email", user=user, link=link
+        message,
+        user.email,
+        user.locale,
+        _l("Verify your email address"),
+        "verify_email",
+        user=user,
+        link=link,
     )
 
 
@@ -122,7 +131,8 @@ def notify_owner(message, owner, attempt):
     return write_email(
         message,
         owner.email,
-        "Someone tried to use your email address",
+        owner.locale,
+        _l("Someone tried to use your email address"),
         ADDRESS_TAKEN,
         user=owner,
         attempt=attempt,
@@ -137,15 +147,19 @@ def register():
     """Create an account; the answer says nothing about whether the address had one."""
     form = RegistrationForm()
     if form.validate_on_submit():
-        if register_account(form.username.data, form.email.data, form.password.data):
+        # The visitor's page language: their ?lang= choice, else Accept-Language.
+        locale = i18n.page_locale()
+        if register_account(form.username.data, form.email.data, form.password.data, locale):
             flash(
-                "Almost there: we sent an email to the address you gave. "
-                "Open the link in it to verify your address, then sign in.",
+                _(
+                    "Almost there: we sent an email to the address you gave. "
+                    "Open the link in it to verify your address, then sign in."
+                ),
                 "info",
             )
             return redirect(url_for("auth.login"))
         form.username.errors.append(TAKEN_MESSAGE)
-    return render_template("auth/register.html", title="Register", form=form)
+    return render_template("auth/register.html", title=_("Create an account"), form=form)
 
 
 @bp.route("/verify_email/", defaults={"token": ""})
@@ -156,12 +170,12 @@ def verify_email(token):
     user = user_for_token(token, VERIFY_EMAIL)
     if user is None:
         audit.info("verify_email.rejected reason=invalid_token")
-        return render_template("auth/link_invalid.html", title="Link not valid"), 400
+        return render_template("auth/link_invalid.html", title=_("Link not valid")), 400
     if not user.email_verified:
         mark_email_verified(user.id)
         db.session.commit()
         audit.info("verify_email.completed user=%s", user.id)
-    flash("Your email address is verified. You can sign in now.", "success")
+    flash(_("Your email address is verified. You can sign in now."), "success")
     return redirect(url_for("auth.login"))
 
 
@@ -176,13 +190,15 @@ def resend_verification():
         db.session.commit()
         audit.info("verify_email.requested email=%s", mask_email(form.email.data))
         flash(
-            "If an account with this address is waiting for verification, "
-            "a new link is on its way.",
+            _(
+                "If an account with this address is waiting for verification, "
+                "a new link is on its way."
+            ),
             "info",
         )
         return redirect(url_for("auth.login"))
     return render_template(
-        "auth/resend_verification.html", title="Verify your email address", form=form
+        "auth/resend_verification.html", title=_("Verify your email address"), form=form
     )
 
 

@@ -3,6 +3,7 @@
 import logging
 
 from flask import Blueprint, current_app, render_template, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 
 from microblog.extensions import db
@@ -23,14 +24,19 @@ def csrf_error(error):
         log.warning("A form came back without the session cookie: %s", why_no_cookie())
         return error_page(
             400,
-            "Cookies did not come back",
-            "Your browser did not send back this site's cookie, so the form cannot be "
-            "trusted. Allow cookies for this site, open it at its own address and try again.",
+            _("Cookies did not come back"),
+            _(
+                "Your browser did not send back this site's cookie, so the form cannot be "
+                "trusted. Allow cookies for this site, open it at its own address and try again."
+            ),
         )
     return error_page(
         400,
-        "Form expired",
-        "The form expired or was not sent from this site. Go back, reload the page and try again.",
+        _("Form expired"),
+        _(
+            "The form expired or was not sent from this site. "
+            "Go back, reload the page and try again."
+        ),
     )
 
 
@@ -54,32 +60,40 @@ def why_no_cookie():
 @bp.app_errorhandler(400)
 def bad_request(error):
     """Malformed input: a page, not a stack trace."""
-    return error_page(400, "Bad request", "The request could not be understood.")
+    return error_page(400, _("Bad request"), _("The request could not be understood."))
+
+
+@bp.app_errorhandler(403)
+def forbidden(error):
+    """Someone else's post to edit or delete."""
+    return error_page(403, _("Forbidden"), _("You do not have permission to do this."))
 
 
 @bp.app_errorhandler(404)
 def not_found(error):
     """Unknown pages, users and post pages."""
-    return error_page(404, "Not found", "There is nothing at this address.")
+    return error_page(404, _("Not found"), _("There is nothing at this address."))
 
 
 @bp.app_errorhandler(405)
 def method_not_allowed(error):
     """A GET on a POST-only action (follow, unfollow)."""
-    return error_page(405, "Not allowed", "This page cannot be used that way.")
+    return error_page(405, _("Not allowed"), _("This page cannot be used that way."))
 
 
 @bp.app_errorhandler(413)
 def too_large(error):
     """A body over MAX_CONTENT_LENGTH, or a form field or part count over its limit."""
-    return error_page(413, "Too large", "What you sent is larger than this site accepts.")
+    return error_page(413, _("Too large"), _("What you sent is larger than this site accepts."))
 
 
 @bp.app_errorhandler(429)
 def too_many_requests(error):
     """Flask-Limiter's per-IP limits: say when to come back."""
     return error_page(
-        429, "Slow down", "Too many attempts from your address. Wait a few minutes and try again."
+        429,
+        _("Slow down"),
+        _("Too many attempts from your address. Wait a few minutes and try again."),
     )
 
 
@@ -89,15 +103,17 @@ def internal_error(error):
     db.session.rollback()
     return error_page(
         500,
-        "Something went wrong",
-        "An unexpected error occurred. The administrators have been told.",
+        _("Something went wrong"),
+        _("An unexpected error occurred. The administrators have been told."),
     )
 
 
 @bp.app_errorhandler(503)
 def unavailable(error):
     """Busy (every password-hashing slot taken): say when to retry, in words and in Retry-After."""
-    response = error_page(503, "Busy", "The site is busy right now. Try again in a few seconds.")
+    response = error_page(
+        503, _("Busy"), _("The site is busy right now. Try again in a few seconds.")
+    )
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         return (*response, {"Retry-After": str(retry_after)})

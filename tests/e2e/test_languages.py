@@ -123,12 +123,7 @@ def test_a_visitor_switches_language_with_the_footer_link(
     assert browser_errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registration stores the browser's language in the i18n-email lane: "
-    "remove this mark when it is merged",
-)
-def test_a_russian_reader_who_registers_gets_russian_pages_once_signed_in(
+def test_a_russian_reader_who_registers_gets_russian_mail_and_pages(
     russian_page, live_server, smtp, browser_errors
 ):
     page = russian_page
@@ -142,7 +137,9 @@ def test_a_russian_reader_who_registers_gets_russian_pages_once_signed_in(
     page.locator("#submit").click()
     expect(page).to_have_url(live_server.url("/auth/login"))
 
-    page.goto(email_link(smtp.wait_for(1)[0], "verify_email"))
+    verification = smtp.wait_for(1)[0]
+    assert verification["Subject"] == "[Microblog] Подтвердите адрес электронной почты"
+    page.goto(email_link(verification, "verify_email"))
     expect(page).to_have_url(live_server.url("/auth/login"))
     sign_in(page, live_server, "susan")
     expect(page).to_have_url(live_server.url("/index"))
