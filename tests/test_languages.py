@@ -5,6 +5,7 @@ import re
 import pytest
 import sqlalchemy as sa
 from flask import template_rendered
+from test_i18n_emails import set_locale, stored_locale
 
 from conftest import flashes
 from microblog.extensions import db
@@ -17,17 +18,6 @@ HTML_LANG = re.compile(r'<html lang="([^"]+)"')
 def language_of(response):
     assert response.status_code == 200, response.status_code
     return HTML_LANG.search(response.text).group(1)
-
-
-def set_locale(app, username, locale):
-    with app.app_context():
-        db.session.execute(sa.update(User).where(User.username == username).values(locale=locale))
-        db.session.commit()
-
-
-def locale_of(app, username):
-    with app.app_context():
-        return db.session.scalar(sa.select(User.locale).where(User.username == username))
 
 
 def lang_cookie(response):
@@ -167,7 +157,7 @@ def test_choosing_russian_in_edit_profile_turns_the_next_page_russian(app, signe
     data = {"username": "susan", "about_me": "", "locale": "ru"}
     response = signed_in.post("/edit_profile", data=data, headers={"Accept-Language": "en"})
     assert response.headers["Location"] == "/edit_profile"
-    assert locale_of(app, "susan") == "ru"
+    assert stored_locale(app, "susan") == "ru"
     page = signed_in.get("/edit_profile", headers={"Accept-Language": "en"})
     assert language_of(page) == "ru"
     assert flashes(page) == ["Изменения сохранены."]
@@ -194,14 +184,14 @@ def test_a_language_we_do_not_have_is_a_form_error(app, signed_in, bogus):
     page = signed_in.post("/edit_profile", data=data)
     assert page.status_code == 200
     assert "Неверный вариант." in page.text  # WTForms' own message, in Russian
-    assert locale_of(app, "susan") == "ru"
+    assert stored_locale(app, "susan") == "ru"
 
 
 def test_a_form_without_the_language_keeps_the_users(app, signed_in):
     set_locale(app, "susan", "ru")
     response = signed_in.post("/edit_profile", data={"username": "susan", "about_me": "Hi"})
     assert response.status_code == 302
-    assert locale_of(app, "susan") == "ru"
+    assert stored_locale(app, "susan") == "ru"
 
 
 def test_a_stored_language_we_no_longer_have_reads_as_the_default(app, signed_in):
@@ -210,7 +200,7 @@ def test_a_stored_language_we_no_longer_have_reads_as_the_default(app, signed_in
     assert language_of(page) == "en"
     assert '<option lang="en" selected value="en">English</option>' in page.text
     signed_in.post("/edit_profile", data={"username": "susan", "about_me": ""})
-    assert locale_of(app, "susan") == "en"
+    assert stored_locale(app, "susan") == "en"
 
 
 @pytest.mark.settings(TRUSTED_HOSTS=["microblog.example"], PROPAGATE_EXCEPTIONS=True)

@@ -14,7 +14,8 @@ from html.parser import HTMLParser
 import pytest
 import sqlalchemy as sa
 from babel.messages.pofile import read_po
-from test_languages import language_of, set_locale
+from test_i18n_emails import set_locale
+from test_languages import language_of
 
 from microblog import clock, i18n
 from microblog.extensions import db
