@@ -68,7 +68,7 @@ EMAILS = {
     },
     "address_taken": {
         "en": ("Someone tried to use your email address", "create a new Microblog account"),
-        "ru": ("Кто-то пытался использовать ваш адрес электронной почты", "создать новую"),
+        "ru": ("Кто-то пытался использовать ваш адрес электронной почты", "создать новый аккаунт"),
     },
     "change_email": {
         "en": ("Confirm your new email address", "To confirm"),
@@ -76,23 +76,23 @@ EMAILS = {
     },
     "change_notice": {
         "en": ("A change of your email address was requested", "asked to change its email"),
-        "ru": ("Запрошена смена адреса электронной почты", "попросил сменить её адрес"),
+        "ru": ("Запрошена смена адреса электронной почты", "попросил сменить его адрес"),
     },
     "password_changed": {
         "en": ("Your password was changed", "The password of your Microblog account"),
-        "ru": ("Ваш пароль изменён", "Пароль вашей учётной записи Microblog изменён"),
+        "ru": ("Ваш пароль изменён", "Пароль вашего аккаунта Microblog изменён"),
     },
     "login_paused": {
         "en": ("Sign-in to your account is paused", "10 wrong passwords in a row"),
-        "ru": ("Вход в вашу учётную запись приостановлен", "неверно 10 раз подряд"),
+        "ru": ("Вход в ваш аккаунт приостановлен", "неверно 10 раз подряд"),
     },
     "new_sign_in": {
         "en": ("New sign-in to your account", "from a browser it had not seen before"),
-        "ru": ("Новый вход в вашу учётную запись", "вошли из браузера"),
+        "ru": ("Новый вход в ваш аккаунт", "вошли из браузера"),
     },
     "goodbye": {
         "en": ("Your account was deleted", "this is the last email we send you"),
-        "ru": ("Ваша учётная запись удалена", "это последнее письмо"),
+        "ru": ("Ваш аккаунт удалён", "это последнее письмо"),
     },
 }
 
@@ -265,7 +265,7 @@ def test_the_goodbye_is_in_the_language_the_account_had(app, make_user, deliver,
         goodbye = db.session.scalar(sa.select(OutboxMessage).where(OutboxMessage.kind != "email"))
         assert goodbye.context["locale"] == "ru"
     deliver()
-    message = last_email(smtp, "Ваша учётная запись удалена", to="susan@example.com")
+    message = last_email(smtp, "Ваш аккаунт удалён", to="susan@example.com")
     assert "Здравствуйте, susan!" in text_of(message)
 
 
@@ -311,6 +311,6 @@ def test_the_new_sign_in_notice_names_the_browser_in_the_recipients_language(
     )
     sign_in(phone)
     deliver()
-    message = last_email(smtp, "Новый вход в вашу учётную запись", to="susan@example.com")
+    message = last_email(smtp, "Новый вход в ваш аккаунт", to="susan@example.com")
     for part in PARTS:
         assert "Браузер: Safari на iOS" in part(message)
