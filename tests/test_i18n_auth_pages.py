@@ -18,17 +18,17 @@ from io import BytesIO
 import pytest
 import sqlalchemy as sa
 from babel.messages.extract import extract_python
-from babel.messages.pofile import read_po
 from flask import abort
 
 from conftest import PASSWORD, AuthActions, flashes
-from microblog import clock, i18n
+from microblog import clock
 from microblog.auth import strength
 from microblog.auth.passwords import HashingBusy
 from microblog.auth.sessions import SessionRecord, digest
 from microblog.auth.tokens import CHANGE_EMAIL, make_reset_token, make_token
 from microblog.extensions import db
 from microblog.models import User
+from untranslated import assert_nothing_leaks, visible
 
 RUSSIAN = {"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}
 ENGLISH = {"Accept-Language": "en-GB,en;q=0.9"}
@@ -38,14 +38,6 @@ PLACEHOLDER = re.compile(r"%\(\w+\)[sd]")
 # --- the generic check -------------------------------------------------------------------
 
 
-def english_texts():
-    """Every English text of the Russian catalog: each msgid and plural msgid."""
-    with (i18n.TRANSLATIONS / "ru" / "LC_MESSAGES" / "messages.po").open("rb") as file:
-        catalog = read_po(file)
-    ids = [message.id for message in catalog if message.id]
-    return [text for id_ in ids for text in (id_ if isinstance(id_, tuple | list) else [id_])]
-
-
 def words(html):
     """What a reader sees of a page: tags dropped, entities decoded, spaces collapsed."""
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
@@ -53,35 +45,12 @@ def words(html):
     return re.sub(r" ([.,;:!?])", r"\1", text)  # "<a>Reset it</a>." reads "Reset it."
 
 
-def own_words(html):
-    """The words of the page itself: its title and <main> (flashes included).
-
-    The navigation bar and the footer around it are the same on every page and
-    are checked with the pages of the main blueprint.
-    """
-    title = re.search(r"<title>(.*?)</title>", html, re.S)
-    main = re.search(r"<main\b.*?</main>", html, re.S)
-    return words((title.group(1) if title else "") + " " + main.group(0))
-
-
-def fragments(text):
-    """The literal runs of a msgid (placeholders and tags cut out) that have two words or more."""
-    runs = PLACEHOLDER.split(unescape(re.sub(r"<[^>]+>", " ", text)))
-    return [" ".join(run.split()) for run in runs if len(run.split()) >= 2]
-
-
-ENGLISH_FRAGMENTS = sorted({part for text in english_texts() for part in fragments(text)})
-
-
 def assert_translated(english, russian, phrase):
     """`russian` is the Russian page of `english`: its language, `phrase`, and no English left."""
     assert '<html lang="en"' in english.text
     assert '<html lang="ru"' in russian.text
-    english_words, russian_words = own_words(english.text), own_words(russian.text)
-    assert phrase in russian_words
-    on_the_page = [part for part in ENGLISH_FRAGMENTS if part in english_words]
-    assert on_the_page, "the English page shows no text of the catalog: nothing was compared"
-    assert [part for part in on_the_page if part in russian_words] == []
+    assert phrase in words(russian.text)
+    assert_nothing_leaks(visible(english.text), visible(russian.text))
 
 
 # --- who is looking ----------------------------------------------------------------------
