@@ -310,9 +310,9 @@ def deliver_batch(
     config = current_app.config
     lease = lease_seconds(config) + send_bound(config)
     outcome = Outcome()
+    size = claim_size(session, batch_size, senders)  # a read: outside the circuit's lock
     with circuit.claiming() if circuit is not None else nullcontext(True) as allowed:
-        size = claim_size(session, batch_size, senders) if allowed else 0
-        rows = claim_batch(session, lease, size) if size else []
+        rows = claim_batch(session, lease, size) if allowed and size else []
     outcome.claimed = len(rows)
     if not rows:
         return outcome
