@@ -61,6 +61,7 @@ def test_a_cap_left_by_another_client_grows_back_once_it_lets_go(app, smtp, shif
     assert limit.current() == 2
     for other in others:
         other.quit()
+    wait_until(lambda: smtp.mailbox.active <= 2, what="the server to see them go")
     shifted(1.01)  # MAIL_PROBE_MIN_DELAY later, growth is tried again
     wait_until(lambda: len(limit.working) == 5, what="the pool to use the freed connections")
     messages = smtp.wait_for(300, timeout=60)
