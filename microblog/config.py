@@ -71,10 +71,11 @@ class Config:
     # more start while a backlog lasts, up to MAIL_MAX_CONNECTIONS (one SMTP connection each).
     MAIL_WORKERS = env_int("MAIL_WORKERS", 2)
     MAIL_MAX_CONNECTIONS = env_int("MAIL_MAX_CONNECTIONS", 10)
-    # How long a lower connection cap found from the server's refusals (421/451/454) is kept.
+    # The longest a lower connection cap found from the server's refusals (421/451/454) is
+    # kept: growth is tried again after MAIL_PROBE_MIN_DELAY, twice as long at each refusal.
     MAIL_THROTTLE_MEMORY = float(os.environ.get("MAIL_THROTTLE_MEMORY", 300))
-    # Messages one worker claims (and settles) in one statement.
-    MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 5)
+    # Messages one worker claims (and settles) in one statement; less as a backlog drains.
+    MAIL_BATCH_SIZE = env_int("MAIL_BATCH_SIZE", 10)
     # While the server is unavailable: a probe every MIN seconds, doubling to MAX while the
     # server answers with refusals (a port nobody listens on is probed every MIN seconds).
     MAIL_PROBE_MIN_DELAY = float(os.environ.get("MAIL_PROBE_MIN_DELAY", 1))

@@ -27,6 +27,7 @@ from microblog.mail.outbox import (
     PENDING,
     OutboxMessage,
     claim_batch,
+    count_due,
     release,
     renew_lease,
     settle,
@@ -268,8 +269,28 @@ class Outcome:
         self.failure = None
 
 
+def claim_size(session, batch_size, senders):
+    """A batch, or less as the backlog drains: half of a fair share of what is due.
+
+    The last messages of a burst are spread over the `senders` in ever
+    smaller claims (guided self-scheduling) rather than left in one batch
+    that a single connection sends while the others idle: the burst ends
+    when its last message does.
+    """
+    if senders <= 1:
+        return batch_size
+    due = count_due(session, 2 * batch_size * senders)
+    return max(1, min(batch_size, -(-due // (2 * senders))))
+
+
 def deliver_batch(
-    link, batch_size, stop=None, on_server_failure=None, circuit=None, on_full_claim=None
+    link,
+    batch_size,
+    stop=None,
+    on_server_failure=None,
+    circuit=None,
+    on_full_claim=None,
+    senders=1,
 ):
     """Claim up to `batch_size` due messages and send them over `link`.
 
@@ -283,13 +304,15 @@ def deliver_batch(
     that the workers stop claiming before the messages are due again; with
     a `circuit`, nothing is claimed while it is open. `on_full_claim()`
     runs when the claim took `batch_size` messages (a backlog), before sending.
+    With several `senders`, a claim takes no more than its share of what is due.
     """
     session = db.session
     config = current_app.config
     lease = lease_seconds(config) + send_bound(config)
     outcome = Outcome()
+    size = claim_size(session, batch_size, senders)  # a read: outside the circuit's lock
     with circuit.claiming() if circuit is not None else nullcontext(True) as allowed:
-        rows = claim_batch(session, lease, batch_size) if allowed else []
+        rows = claim_batch(session, lease, size) if allowed and size else []
     outcome.claimed = len(rows)
     if not rows:
         return outcome

@@ -166,6 +166,12 @@ def claim_batch(session, lease_seconds, limit):
     return sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
 
 
+def count_due(session, at_most):
+    """How many messages are due now, counting no further than `at_most` (a bounded read)."""
+    due = sa.select(OutboxMessage.id).where(_due(clock.utcnow())).limit(at_most).subquery()
+    return session.scalar(sa.select(sa.func.count()).select_from(due))
+
+
 def claim_next(session, lease_seconds):
     """Take the next due message, or None (a batch of one)."""
     rows = claim_batch(session, lease_seconds, 1)

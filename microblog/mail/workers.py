@@ -52,7 +52,10 @@ class Dispatcher:
         self.app = app
         self.size = config["MAIL_WORKERS"]
         self.limit = ConnectionLimit(
-            self.size, config["MAIL_MAX_CONNECTIONS"], config["MAIL_THROTTLE_MEMORY"]
+            self.size,
+            config["MAIL_MAX_CONNECTIONS"],
+            config["MAIL_THROTTLE_MEMORY"],
+            config["MAIL_PROBE_MIN_DELAY"],
         )
         self.circuit = Circuit(config["MAIL_PROBE_MIN_DELAY"], config["MAIL_PROBE_MAX_DELAY"])
         self.wake = threading.Event()
@@ -63,6 +66,7 @@ class Dispatcher:
         self.pid = None
         self.lock = threading.RLock()  # start() holds it while spawning
         self.numbers = itertools.count()
+        self.backlog = False  # the last claim was a full batch
         self.sent = 0  # messages delivered by this process, for `flask mail worker`'s log
         self.recorded = float("-inf")  # when the open circuit was last written to the database
 
@@ -99,17 +103,25 @@ class Dispatcher:
 
     def spawn(self, want_more=True):
         """One more sender thread, if the limit has room for it."""
-        if self.stopping.is_set() or not self.limit.admit(want_more):
+        name = f"mail-worker-{next(self.numbers)}"
+        if self.stopping.is_set() or not self.limit.admit(name, want_more):
             return
-        thread = threading.Thread(
-            target=self.run, args=(self.app,), name=f"mail-worker-{next(self.numbers)}", daemon=True
-        )
+        thread = threading.Thread(target=self.run, args=(self.app,), name=name, daemon=True)
         with self.lock:
             self.threads = [t for t in self.threads if t.is_alive()] + [thread]
         thread.start()
 
+    def connected(self, me):
+        """The server accepted a connection: if it was the one added for a backlog, try the next.
+
+        So the pool grows at the pace of the server's answers, not of the batches.
+        """
+        if self.limit.connected(me, True) and self.backlog:
+            self.spawn()
+
     def grow(self):
         """A full batch: a backlog. Try one more connection, and wake any sleeping sender."""
+        self.backlog = True
         self.spawn()
         self.wake.set()
 
@@ -132,7 +144,7 @@ class Dispatcher:
                 with app.app_context():
                     if link is None:
                         link = new_link()
-                        link.on_connect = partial(self.limit.connected, me, True)
+                        link.on_connect = partial(self.connected, me)
                     try:
                         outcome = deliver_batch(
                             link,
@@ -141,10 +153,13 @@ class Dispatcher:
                             lambda exc, retire=retire: retire.append(self.server_failed(me, exc)),
                             self.circuit,
                             self.grow,
+                            senders=self.limit.running,
                         )
                     except Exception:
                         log.exception("Mail worker failed; it will try again")
                         outcome = None
+                if outcome is None or outcome.claimed < app.config["MAIL_BATCH_SIZE"]:
+                    self.backlog = False
                 if outcome is None or outcome.claimed == 0:
                     link = self.close_link(link, me)
                     if self.limit.leave(me, idle=True):
@@ -176,14 +191,14 @@ class Dispatcher:
         return None
 
     def server_failed(self, me, exc):
-        """Throttled while other connections work: shrink (True: retire). Else trip the circuit."""
+        """Throttled while other connections work: retire (True). Else trip the circuit."""
         if is_throttling(exc) and self.limit.throttled(me):
             log.info(
                 "Mail server throttles (%s): %d connection(s) from this process for now",
                 describe(exc),
                 self.limit.current(),
             )
-            return self.limit.leave(me, idle=False)
+            return True
         if self.circuit.trip(describe(exc), server_answered(exc)):
             self.recorded = clock.monotonic()
             metrics.set_circuit(db.session, True)
