@@ -25,12 +25,14 @@ Prints Markdown tables.
 
 import argparse
 import multiprocessing
+import smtplib
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import quote
 
@@ -268,6 +270,32 @@ def burst(server, app, count):
     }
 
 
+def bare_client(server, count):
+    """What the same server gives a client with no database and no pool: the real ceiling.
+
+    SERVER_CONNECTIONS threads of plain smtplib, each on one connection, send
+    `count` small messages between them; the drain rate is measured as for the burst.
+    """
+    server.ask("reset", SERVER_DELAY, SERVER_CONNECTIONS)
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "Hi"
+    message.set_content("Body of a message\n")
+
+    def send(n):
+        with smtplib.SMTP(server.host, server.port) as connection:
+            for _ in range(n):
+                connection.send_message(message)
+
+    share = count // SERVER_CONNECTIONS
+    threads = [threading.Thread(target=send, args=(share,)) for _ in range(SERVER_CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    _ids, arrivals, _peak, _refused = server.ask("wait", share * SERVER_CONNECTIONS, 120)
+    return (len(arrivals) - 1) / (max(arrivals) - min(arrivals))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="PostgreSQL URL (default: SQLite)")
@@ -300,6 +328,9 @@ def main():
                 burst_log = log.read().decode(errors="replace")
             burst_row["pool shrank (throttled)"] = burst_log.count("Mail server throttles")
             burst_row["circuits opened"] = burst_log.count("Mail server unavailable")
+            bare = bare_client(server, args.messages)
+            burst_row["bare smtplib client, msg/s"] = f"{bare:.0f}"
+            burst_row["app / bare client"] = f"{float(burst_row['msg/s']) / bare:.0%}"
             seconds, delivered = shifted_recovery(server, url, 10)
             rows.append(("10 min (clock shifted)", f"{seconds:.2f} s", f"{delivered}/{HELD_BACK}"))
             with app.app_context():
