@@ -75,7 +75,6 @@ def app_env(database_url, port, **extra):
         DATABASE_URL=database_url,
         SECRET_KEY=SECRET_KEY,
         SERVER_NAME=f"127.0.0.1:{port}",
-        SESSION_COOKIE_SECURE="false",
         RATELIMIT_ENABLED="false",  # one client address sends everything
         LOG_TO_STDOUT="1",
         **{key: str(value) for key, value in extra.items()},
