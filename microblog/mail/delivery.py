@@ -290,7 +290,8 @@ def deliver_batch(
             break
         handled = index + 1
         if clock.utcnow() + timedelta(seconds=send_bound(config)) > lease_until:
-            held = renew_lease(session, [r.id for r in rows[index:]], claim, lease)
+            # Sent rows too: recorded only at the end, they must not be claimed again.
+            held = renew_lease(session, [r.id for r in sent + rows[index:]], claim, lease)
             lease_until = clock.utcnow() + timedelta(seconds=lease)
             if row.id not in held:
                 warn_lease_lost(row.id)
