@@ -90,11 +90,6 @@ def classify(exc):
     return PERMANENT
 
 
-def is_permanent(exc):
-    """A retry will not change the outcome."""
-    return classify(exc) == PERMANENT
-
-
 def is_throttling(exc):
     """The server asks this client to slow down ("421 too many connections", 451, 454)."""
     return getattr(exc, "smtp_code", None) in THROTTLE_CODES
