@@ -23,3 +23,12 @@ def test_a_four_letter_username_in_the_password_is_refused(app):
         personal = policy_problem("violet susan marmalade lighthouse", "susan")
         assert personal is not None
         assert policy_problem("violet bert marmalade lighthouse", "bert") == personal
+
+
+def test_the_username_disguised_in_the_password_is_refused(app):
+    """The substring rule misses l33t and reversed forms; the strength estimate must not."""
+    username = "zkwqhfxnbtmvaplr"
+    with app.app_context():
+        for disguised in ("zkwqhfxnbtmvap1r", "rlpavmtbnxfhqwkz"):
+            assert policy_problem(disguised) is None  # strong for anyone else
+            assert policy_problem(disguised, username) is not None
