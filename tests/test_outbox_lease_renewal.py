@@ -18,7 +18,7 @@ from microblog import clock
 from microblog.extensions import db
 from microblog.mail import delivery
 from microblog.mail.delivery import lease_seconds, send_bound
-from microblog.mail.outbox import claim_batch
+from microblog.mail.outbox import claim_batch, renew_lease
 
 
 class SlowSends:
@@ -65,3 +65,14 @@ def test_a_message_another_worker_took_over_is_left_to_it(app, smtp, slow_sends,
     rows = outbox_rows(app)
     assert [row.state for row in rows] == ["sending", "sending"]  # the taker records them
     assert caplog.text.count("the lease ran out before the outcome was recorded") == 2
+
+
+def test_a_renewed_lease_ends_one_lease_from_now(app, monkeypatch):
+    """Not never: a worker that dies after renewing leaves its messages due again."""
+    queue_emails(app, 1)
+    now = clock.utcnow() + timedelta(minutes=1)
+    monkeypatch.setattr(clock, "utcnow", lambda: now)
+    with app.app_context():
+        [row] = claim_batch(db.session, 10, 1)
+        assert renew_lease(db.session, [row.id], row.claim_token, 100) == {row.id}
+    assert outbox_rows(app)[0].lease_until == now + timedelta(seconds=100)
