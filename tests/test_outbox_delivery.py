@@ -8,6 +8,7 @@ import logging
 import smtplib
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -99,6 +100,7 @@ class RawServer:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.host, self.port = self.listener.getsockname()
         self.connections = []
+        self.accepted = threading.Semaphore(0)  # released once per accepted connection
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
@@ -109,6 +111,7 @@ class RawServer:
             except OSError:
                 return  # closed
             self.connections.append(connection)
+            self.accepted.release()
             if self.greeting is None:
                 continue  # accepted, never a word: the client must give up on its own
             with connection:
@@ -226,18 +229,21 @@ def test_a_refused_connection_holds_the_mail_back_due_and_the_round_stops(
 
 
 def test_a_recipient_answered_try_later_is_retried_alone_and_the_others_go(
-    app, smtp, deliver, caplog
+    app, smtp, deliver, caplog, monkeypatch
 ):
     smtp.mailbox.deferred_recipients.add("busy@example.com")
     queue_emails(app, 1, recipients=["busy@example.com"])
     queue_emails(app, 2)
+    now = clock.utcnow()
+    monkeypatch.setattr(clock, "utcnow", lambda: now)
 
     assert deliver() == 2
     assert len(smtp.wait_for(2)) == 2
     deferred, *delivered = outbox_rows(app)
     assert (deferred.state, deferred.attempts) == ("pending", 1)
     assert deferred.last_error == "SMTPRecipientsRefused [450]"
-    assert deferred.next_attempt_at > clock.utcnow() + timedelta(seconds=14)  # BASE_DELAY 30
+    step = timedelta(seconds=app.config["MAIL_RETRY_BASE_DELAY"] * 2)  # after one attempt
+    assert now + step / 2 <= deferred.next_attempt_at <= now + step
     assert [row.state for row in delivered] == ["sent", "sent"]
     assert "b***@example.com failed (attempt 1): SMTPRecipientsRefused [450]" in caplog.text
 
@@ -285,6 +291,7 @@ def test_a_server_that_never_answers_costs_one_timeout(app, database_url, raw_se
     finally:
         close_app(silent, drop=False)
     assert settled == 0
+    assert server.accepted.acquire(timeout=5)  # the accepting thread may lag the client
     assert len(server.connections) == 1  # one try, then the mail waits for the server
     [row] = outbox_rows(app)
     assert (row.state, row.last_error) == ("pending", "SMTPServerDisconnected")
@@ -377,13 +384,33 @@ def test_a_slow_send_keeps_its_lease(app, smtp, other_app):
 
 
 def test_two_app_instances_on_one_database_send_each_message_once(app, smtp, other_app):
-    smtp.mailbox.delay = 0.005  # long enough for the instances to interleave
+    """Four senders, two per instance, each holding a claimed batch at the same moment."""
+    smtp.mailbox.gate = threading.Event()  # each sender stops at its batch's first message
     second = other_app()
     queue_emails(app, 40)
+    batch = app.config["MAIL_BATCH_SIZE"]
 
-    settled = in_threads(delivering(app), delivering(second), delivering(app), delivering(second))
+    def open_the_gate_once_all_four_hold_a_batch():
+        deadline = time.monotonic() + 10
+        try:
+            while sum(row.state == "sending" for row in outbox_rows(app)) < 4 * batch:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.01)
+            return True
+        finally:
+            smtp.mailbox.gate.set()
+
+    *settled, all_held = in_threads(
+        delivering(app),
+        delivering(second),
+        delivering(app),
+        delivering(second),
+        open_the_gate_once_all_four_hold_a_batch,
+    )
+    assert all_held, "the four senders never held a batch each"
     assert sum(settled) == 40
-    assert settled[0] + settled[2] > 0 and settled[1] + settled[3] > 0  # both took part
+    assert min(settled) >= batch  # each sender settled at least the batch it held
     ids = message_ids(smtp.wait_for(40))
     assert sorted(ids) == sorted(row.message_id for row in outbox_rows(app))
     assert len(set(ids)) == 40

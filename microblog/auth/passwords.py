@@ -136,9 +136,15 @@ def _hashing_threads(pid, size, nice):
 
 
 def lower_priority(nice):
-    """Lower this thread's CPU priority (Linux: setpriority on a thread id affects that thread)."""
+    """Lower this thread's CPU priority to `nice`, never raise it (Linux: per thread id).
+
+    A process started with a higher nice value (`nice -n 15 gunicorn ...`)
+    keeps it: run as root, setting 10 would put the hashes ahead of the pages.
+    """
     with suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, max(nice, current))
 
 
 def _hashing_slots(app):

@@ -92,11 +92,6 @@ def classify(exc):
     return PERMANENT
 
 
-def is_permanent(exc):
-    """A retry will not change the outcome."""
-    return classify(exc) == PERMANENT
-
-
 def is_throttling(exc):
     """The server asks this client to slow down ("421 too many connections", 451, 454)."""
     return getattr(exc, "smtp_code", None) in THROTTLE_CODES
@@ -327,7 +322,8 @@ def deliver_batch(
             break
         handled = index + 1
         if clock.utcnow() + timedelta(seconds=send_bound(config)) > lease_until:
-            held = renew_lease(session, [r.id for r in rows[index:]], claim, lease)
+            # Sent rows too: recorded only at the end, they must not be claimed again.
+            held = renew_lease(session, [r.id for r in sent + rows[index:]], claim, lease)
             lease_until = clock.utcnow() + timedelta(seconds=lease)
             if row.id not in held:
                 warn_lease_lost(row.id)
