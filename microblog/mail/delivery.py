@@ -28,6 +28,7 @@ from microblog.mail.outbox import (
     OutboxMessage,
     claim_batch,
     count_due,
+    fail_expired,
     release,
     renew_lease,
     settle,
@@ -170,6 +171,11 @@ class SmtpLink:
         self.on_connect = None  # called once the server has accepted the connection
 
     def send(self, message):
+        self.open()
+        self.connection.send(message)
+
+    def open(self):
+        """Connect, if not connected: the server's greeting comes before any claim."""
         if self.connection is None:
             connection = mail.connect()
             # Also used by Flask-Mail when it reconnects after MAIL_MAX_EMAILS.
@@ -178,7 +184,6 @@ class SmtpLink:
             self.connection = connection
             if self.on_connect is not None:
                 self.on_connect()
-        self.connection.send(message)
 
     def close(self):
         connection, self.connection = self.connection, None
@@ -193,6 +198,9 @@ class LogLink:
     """Development without a mail server: the whole email goes to the log."""
 
     on_connect = None
+
+    def open(self):
+        pass
 
     def send(self, message):
         log.info(
@@ -272,9 +280,11 @@ def claim_size(session, batch_size, senders):
     that a single connection sends while the others idle: the burst ends
     when its last message does.
     """
+    due = count_due(session, 2 * batch_size * max(1, senders))
+    if not due:
+        return 0  # nothing to send: no connection is opened for it
     if senders <= 1:
         return batch_size
-    due = count_due(session, 2 * batch_size * senders)
     return max(1, min(batch_size, -(-due // (2 * senders))))
 
 
@@ -306,6 +316,17 @@ def deliver_batch(
     lease = lease_seconds(config) + send_bound(config)
     outcome = Outcome()
     size = claim_size(session, batch_size, senders)  # a read: outside the circuit's lock
+    if size and (circuit is None or not circuit.is_open):
+        try:  # connect before claiming: a refused sender never holds mail another could send
+            link.open()
+        except Exception as exc:  # the server's failure, not a message's: none is charged
+            session.rollback()
+            link.close()
+            if on_server_failure is not None:
+                on_server_failure(exc)
+            fail_overdue(session)  # an outage still ends at each message's deadline
+            outcome.failure = exc
+            return outcome
     with circuit.claiming() if circuit is not None else nullcontext(True) as allowed:
         rows = claim_batch(session, lease, size) if allowed and size else []
     outcome.claimed = len(rows)
@@ -379,6 +400,17 @@ def deliver_due(stop=None):
     finally:
         link.close()
     return settled
+
+
+def fail_overdue(session):
+    """Fail for good the mail that an outage kept past its retry deadline, and say so."""
+    expired = fail_expired(session)
+    if expired:
+        log.error(
+            "%d email(s) failed for good: the server stayed unavailable past their retry deadline",
+            len(expired),
+        )
+    return expired
 
 
 def log_server_failure(exc):

@@ -29,12 +29,12 @@ from microblog.mail.circuit import Circuit
 from microblog.mail.delivery import (
     deliver_batch,
     describe,
+    fail_overdue,
     is_throttling,
     new_link,
     probe_server,
     server_answered,
 )
-from microblog.mail.outbox import fail_expired
 from microblog.mail.pool import ConnectionLimit
 
 log = logging.getLogger("microblog.mail")
@@ -160,6 +160,11 @@ class Dispatcher:
                         outcome = None
                 if outcome is None or outcome.claimed < app.config["MAIL_BATCH_SIZE"]:
                     self.backlog = False
+                if outcome is not None and outcome.failure is not None and not outcome.claimed:
+                    link = self.close_link(link, me)
+                    if any(retire):
+                        return  # refused before claiming: the server's cap for us is full
+                    continue
                 if outcome is None or outcome.claimed == 0:
                     link = self.close_link(link, me)
                     if self.limit.leave(me, idle=True):
@@ -214,13 +219,7 @@ class Dispatcher:
                 return  # probes of a silent port come every second: the database need not
             self.recorded = clock.monotonic()
             try:
-                expired = fail_expired(db.session)
-                if expired:
-                    log.error(
-                        "%d email(s) failed for good: the server stayed unavailable past "
-                        "their retry deadline",
-                        len(expired),
-                    )
+                fail_overdue(db.session)
                 metrics.set_circuit(db.session, True)
             except Exception:
                 db.session.rollback()

@@ -53,7 +53,7 @@ from common import (
 from microblog import clock, create_app
 from microblog.config import database_url
 from microblog.extensions import db
-from microblog.mail import send_email
+from microblog.mail import metrics, send_email
 from microblog.mail.outbox import PENDING, OutboxMessage, counts_by_state
 from microblog.mail.workers import dispatcher
 from microblog.models import User
@@ -187,6 +187,19 @@ def wait_for_states(app, predicate, timeout=60):
     raise RuntimeError(f"the outbox never got there: {outbox(app)}")
 
 
+def wait_for_circuit(app, timeout=60):
+    """Until a process (as recorded in the database) holds mail back, its circuit open."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with app.app_context():
+            figures = metrics.snapshot(db.session, app.config["MAIL_PROBE_MAX_DELAY"])
+            db.session.remove()
+        if figures["open_circuits"]:
+            return
+        time.sleep(0.05)
+    raise RuntimeError("no circuit opened")
+
+
 def warm_up(port):
     """Requests on both gunicorn workers, so that both start their mail threads."""
     threads = [
@@ -211,7 +224,7 @@ def recovery(server, app, port, outage, first_user):
     server.ask("stop")
     stopped = time.monotonic()
     request_resets(port, first_user, HELD_BACK)
-    wait_for_states(app, lambda counts, errors: errors)  # a worker tried: the circuit is open
+    wait_for_circuit(app)  # a worker was refused: its circuit is open
     time.sleep(max(0.0, outage - (time.monotonic() - stopped)))
     back = server.ask("start")
     ids, arrivals, _, _ = server.ask("wait", HELD_BACK, outage + 120)
@@ -233,7 +246,7 @@ def shifted_recovery(server, url, minutes):
     )
     server.ask("stop")
     queue_emails(app, HELD_BACK)  # the commit starts this app's workers
-    wait_for_states(app, lambda counts, errors: errors)
+    wait_for_circuit(app)
     real_utcnow, real_monotonic = clock.utcnow, clock.monotonic
     shift = minutes * 60
     clock.utcnow = lambda: real_utcnow() + timedelta(seconds=shift)
