@@ -142,7 +142,7 @@ def test_a_restarted_app_sends_what_was_left_pending(app, database_url, smtp, au
 
 def test_stop_finishes_the_message_in_hand_and_gives_back_the_rest(app, smtp):
     smtp.mailbox.gate = threading.Event()
-    queue_emails(app, 4)  # one batch: a worker claims them all
+    queue_emails(app, 12)  # more than the workers can hold at once: some are never in hand
     assert smtp.mailbox.receiving.wait(5), "no send started"
 
     stopping = threading.Thread(target=dispatcher(app).stop, kwargs={"timeout": 10})
@@ -153,8 +153,13 @@ def test_stop_finishes_the_message_in_hand_and_gives_back_the_rest(app, smtp):
     assert not stopping.is_alive()
     assert not any(thread.is_alive() for thread in dispatcher(app).threads)
     rows = outbox_rows(app)
-    assert [(row.state, row.attempts) for row in rows] == [("sent", 1)] + [("pending", 0)] * 3
-    assert [m["Message-ID"] for m in smtp.messages] == [rows[0].message_id]
+    sent = [row for row in rows if row.state == "sent"]
+    # Each worker finishes the message it had in hand (both may hold one: a claim takes a
+    # share of what is due) and gives the rest back untried.
+    assert 1 <= len(sent) <= len(dispatcher(app).threads)
+    assert all(row.attempts == 1 for row in sent)
+    assert {(row.state, row.attempts) for row in rows if row not in sent} == {("pending", 0)}
+    assert sorted(m["Message-ID"] for m in smtp.messages) == sorted(r.message_id for r in sent)
 
 
 def test_stop_gives_up_waiting_within_its_timeout(app, smtp, caplog):
