@@ -83,6 +83,7 @@ def test_a_failing_mail_server_leaves_the_request_alone(app, auth, make_user, sm
 
     wait_until(lambda: records_of(caplog, "Mail server unavailable"), what="the log record")
     wait_until(lambda: dispatcher(app).circuit.is_open, what="the circuit to open")
+    wait_until(lambda: outbox_rows(app)[0].state == "pending", what="the email given back")
     [row] = outbox_rows(app)
     assert (row.state, row.attempts) == ("pending", 0)  # the server's failure, not the email's
     [record] = records_of(caplog, "Mail server unavailable")
@@ -109,7 +110,7 @@ class TestServerOutage:
         make_user("susan")
         assert auth.request_reset("susan@example.com").headers["Location"] == "/auth/login"
         wait_until(lambda: dispatcher(app).circuit.is_open, what="a refused connection")
-        assert outbox_rows(app)[0].state == "pending"
+        wait_until(lambda: outbox_rows(app)[0].state == "pending", what="the email given back")
 
         smtp.start()
         [message] = smtp.wait_for(1, timeout=5)

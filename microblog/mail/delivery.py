@@ -316,8 +316,11 @@ def deliver_batch(
     lease = lease_seconds(config) + send_bound(config)
     outcome = Outcome()
     size = claim_size(session, batch_size, senders)  # a read: outside the circuit's lock
-    if size and (circuit is None or not circuit.is_open):
-        try:  # connect before claiming: a refused sender never holds mail another could send
+    # With a backlog, connect before claiming: a refused sender never holds mail that
+    # another could be sending. A lone message is claimed first: of the senders woken
+    # for it, only the one that gets it opens a connection.
+    if size and (circuit is None or not circuit.is_open) and count_due(session, 2) > 1:
+        try:
             link.open()
         except Exception as exc:  # the server's failure, not a message's: none is charged
             session.rollback()
@@ -358,6 +361,7 @@ def deliver_batch(
             else:
                 outcome.settled += 1
         except Exception as exc:  # every failure is classified and kept, none lost
+            refused = getattr(link, "connection", True) is None  # it never connected
             session.rollback()
             link.close()
             outcome.settled += record_sent(session, sent, claim, tally)
@@ -367,8 +371,12 @@ def deliver_batch(
             if kind == SERVER:
                 if on_server_failure is not None:
                     on_server_failure(exc)
-                hold_back(session, row, claim, exc)
-                release(session, [r.id for r in rows[index + 1 :]], claim)
+                if refused:  # nothing of the message was sent: none is charged
+                    release(session, [r.id for r in rows[index:]], claim)
+                    fail_overdue(session)
+                else:
+                    hold_back(session, row, claim, exc)
+                    release(session, [r.id for r in rows[index + 1 :]], claim)
                 outcome.failure = exc
                 return outcome
             outcome.settled += record_failure(session, row, claim, exc, kind)
