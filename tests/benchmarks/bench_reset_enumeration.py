@@ -32,30 +32,27 @@ between the cases).
 """
 
 import argparse
-import bisect
-import multiprocessing
 import random
-import secrets
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
-from http.client import HTTPConnection
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from common import (
-    CSRF_INPUT,
     REPO,
     Gunicorn,
+    Visitor,
+    contract_env,
+    database,
     free_port,
     machine_table,
     markdown_table,
     migrate,
+    p_slower,
     percentile,
     seeding_app,
+    smtp_server,
 )
-from smtp_server import SmtpServer
 
 FORM = "/auth/reset_password_request"
 CASES = ("registered", "throttled", "unknown")
@@ -66,71 +63,6 @@ def address(case, number):
     """Addresses of one length and shape whatever the case."""
     prefix = {"registered": "user", "throttled": "tomt", "unknown": "nope"}[case]
     return f"{prefix}{0 if case == 'throttled' else number:05d}@example.com"
-
-
-def smtp_process(port, ready, stop, results):
-    """The SMTP server, in a process of its own: it takes no CPU time from the client."""
-    server = SmtpServer(port=port).start()
-    ready.set()
-    stop.wait()
-    results.put(len(server.messages))
-    server.stop()
-
-
-@contextmanager
-def smtp_server():
-    context = multiprocessing.get_context("spawn")
-    ready, stop, results = context.Event(), context.Event(), context.Queue()
-    port = free_port()
-    process = context.Process(target=smtp_process, args=(port, ready, stop, results))
-    process.start()
-    ready.wait(30)
-    received = {}
-    try:
-        yield port, received
-    finally:
-        stop.set()
-        received["messages"] = results.get(timeout=30)
-        process.join()
-
-
-@contextmanager
-def database(url, folder):
-    """A fresh database for the run: a SQLite file, or a PostgreSQL database made for it."""
-    if not url:
-        yield f"sqlite:///{folder / 'bench.db'}"
-        return
-    import psycopg
-
-    name = f"bench_reset_{secrets.token_hex(4)}"
-    parts = urlsplit(url)
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-def contract_env(database_url, port, smtp_port):
-    """What the contract's outside suites export, and nothing else."""
-    import os
-
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("FLASK_", "MAIL_", "DATABASE_", "SERVER_", "SESSION_", "RESET_"))
-    }
-    env.update(
-        SERVER_NAME=f"127.0.0.1:{port}",
-        SECRET_KEY=secrets.token_hex(32),
-        DATABASE_URL=database_url,
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=str(smtp_port),
-        RATELIMIT_ENABLED="false",  # every request comes from one address
-    )
-    return env
 
 
 def seed(database_url, accounts):
@@ -149,38 +81,6 @@ def seed(database_url, accounts):
         db.engine.dispose()
 
 
-class Visitor:
-    """A fresh browser session that has loaded the form: its connection, cookie and token."""
-
-    def __init__(self, port):
-        self.connection = HTTPConnection("127.0.0.1", port, timeout=30)
-        self.connection.request("GET", FORM)
-        page = self.connection.getresponse()
-        text = page.read().decode()
-        jar = {}
-        for cookie in page.headers.get_all("Set-Cookie") or []:
-            name, _, value = cookie.split(";", 1)[0].partition("=")
-            jar[name] = value
-        self.cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
-        self.token = CSRF_INPUT.search(text).group(1)
-
-    def timed_post(self, email):
-        """POST the form on the open connection; returns the seconds until the whole answer."""
-        body = urlencode({"csrf_token": self.token, "email": email})
-        headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": self.cookie}
-        try:
-            started = time.perf_counter()
-            self.connection.request("POST", FORM, body=body, headers=headers)
-            response = self.connection.getresponse()
-            response.read()
-            elapsed = time.perf_counter() - started
-        finally:
-            self.connection.close()
-        if response.status != 302 or not response.headers["Location"].endswith("/auth/login"):
-            raise SystemExit(f"unexpected answer for {email}: {response.status}")
-        return elapsed
-
-
 def measure(port, rounds, warmup, chooser):
     """Interleaved rounds; returns {case: [seconds]} and [(previous case, case, seconds)].
 
@@ -194,25 +94,17 @@ def measure(port, rounds, warmup, chooser):
     for number in range(warmup + rounds):
         order = list(CASES)
         chooser.shuffle(order)
-        visitors = [Visitor(port) for _ in order]
+        visitors = [Visitor(port, FORM) for _ in order]
         for case, visitor in zip(order, visitors, strict=True):
-            elapsed = visitor.timed_post(address(case, number))
+            email = address(case, number)
+            elapsed, response = visitor.timed_post({"email": email})
+            if response.status != 302 or not response.headers["Location"].endswith("/auth/login"):
+                raise SystemExit(f"unexpected answer for {email}: {response.status}")
             if number >= warmup:
                 samples[case].append(elapsed)
                 sequence.append((previous, case, elapsed))
             previous = case
     return samples, sequence
-
-
-def p_slower(known, unknown):
-    """P(a random known POST is slower than a random unknown one), ties counting half."""
-    ordered = sorted(unknown)
-    wins = 0.0
-    for value in known:
-        below = bisect.bisect_left(ordered, value)
-        ties = bisect.bisect_right(ordered, value) - below
-        wins += below + ties / 2
-    return wins / (len(known) * len(unknown))
 
 
 def case_table(samples):
@@ -282,7 +174,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp, smtp_server() as (smtp_port, received):
         folder = Path(tmp)
-        with database(args.database_url, folder) as url:
+        with database(args.database_url, folder, "bench_reset") as url:
             port = free_port()
             env = contract_env(url, port, smtp_port)
             migrate(env)

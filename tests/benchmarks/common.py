@@ -4,11 +4,13 @@ The load comes from another process (wrk when installed, else Python client
 processes), so that the client does not share the interpreter it measures.
 """
 
+import bisect
 import json
 import multiprocessing
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -17,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from http.client import HTTPConnection
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))  # smtp_server
@@ -301,3 +304,117 @@ def summary(values):
         "max": max(values),
         "mean": statistics.fmean(values),
     }
+
+
+# What the enumeration benchmarks share: the deployment an attacker meets, a
+# visitor who loaded the form, and the statistic that says whether two cases differ.
+
+
+def _smtp_process(port, ready, stop, results):
+    """The SMTP server, in a process of its own: it takes no CPU time from the client."""
+    from smtp_server import SmtpServer
+
+    server = SmtpServer(port=port).start()
+    ready.set()
+    stop.wait()
+    results.put(len(server.messages))
+    server.stop()
+
+
+@contextmanager
+def smtp_server():
+    """(port, received): received["messages"] is the count of emails, after the block."""
+    context = multiprocessing.get_context("spawn")
+    ready, stop, results = context.Event(), context.Event(), context.Queue()
+    port = free_port()
+    process = context.Process(target=_smtp_process, args=(port, ready, stop, results))
+    process.start()
+    ready.wait(30)
+    received = {}
+    try:
+        yield port, received
+    finally:
+        stop.set()
+        received["messages"] = results.get(timeout=30)
+        process.join()
+
+
+@contextmanager
+def database(url, folder, prefix="bench"):
+    """A fresh database for the run: a SQLite file, or a PostgreSQL database made for it."""
+    if not url:
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    import psycopg
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    parts = urlsplit(url)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def contract_env(database_url, port, smtp_port):
+    """What the contract's outside suites export, and nothing else."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(
+            ("FLASK_", "MAIL_", "DATABASE_", "SERVER_", "SESSION_", "RESET_", "LOGIN_")
+        )
+    }
+    env.update(
+        SERVER_NAME=f"127.0.0.1:{port}",
+        SECRET_KEY=secrets.token_hex(32),
+        DATABASE_URL=database_url,
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(smtp_port),
+        RATELIMIT_ENABLED="false",  # every request comes from one address
+    )
+    return env
+
+
+class Visitor:
+    """A fresh browser session that has loaded a form: its connection, cookie and token."""
+
+    def __init__(self, port, form):
+        self.form = form
+        self.connection = HTTPConnection("127.0.0.1", port, timeout=30)
+        self.connection.request("GET", form)
+        page = self.connection.getresponse()
+        text = page.read().decode()
+        jar = {}
+        for cookie in page.headers.get_all("Set-Cookie") or []:
+            name, _, value = cookie.split(";", 1)[0].partition("=")
+            jar[name] = value
+        self.cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
+        self.token = CSRF_INPUT.search(text).group(1)
+
+    def timed_post(self, fields):
+        """POST the form on the open connection: (seconds until the whole answer, response)."""
+        body = urlencode({"csrf_token": self.token, **fields})
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": self.cookie}
+        try:
+            started = time.perf_counter()
+            self.connection.request("POST", self.form, body=body, headers=headers)
+            response = self.connection.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - started
+        finally:
+            self.connection.close()
+        return elapsed, response
+
+
+def p_slower(values, baseline):
+    """P(a random value is slower than a random baseline one), ties counting half."""
+    ordered = sorted(baseline)
+    wins = 0.0
+    for value in values:
+        below = bisect.bisect_left(ordered, value)
+        ties = bisect.bisect_right(ordered, value) - below
+        wins += below + ties / 2
+    return wins / (len(values) * len(baseline))
