@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import uuid
+from contextlib import contextmanager
 from html import unescape
 from urllib.parse import urlsplit
 
@@ -200,6 +201,23 @@ def make_user(app):
             return user.id
 
     return create
+
+
+@contextmanager
+def counting_queries(app):
+    """Every statement the app sends to the database while the block runs."""
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 class AuthActions:

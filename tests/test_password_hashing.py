@@ -7,9 +7,9 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from conftest import PASSWORD
+from conftest import PASSWORD, counting_queries
 from microblog import clock
-from microblog.auth import passwords
+from microblog.auth import passwords, signin
 from microblog.auth.passwords import (
     HashingBusy,
     burn_verification_time,
@@ -94,13 +94,33 @@ def test_an_upgrade_never_writes_over_a_password_changed_meanwhile(app, make_use
     """A login read the old hash; a reset commits; the login's upgrade must lose."""
     user_id = make_user("susan")
     with app.app_context():
-        seen_by_login = db.session.get(User, user_id)
+        seen_by_login = db.session.get(User, user_id).password_hash
         reset_hash = hash_password("set by a reset just now")
         with db.engine.begin() as other:
             other.execute(
                 sa.update(User).where(User.id == user_id).values(password_hash=reset_hash)
             )
-        assert upgrade_hash(seen_by_login, PASSWORD) is False
+        assert upgrade_hash(user_id, seen_by_login, PASSWORD) is False
+    assert stored_hash(app) == reset_hash
+
+
+def test_a_sign_in_never_upgrades_over_a_reset_that_landed_while_it_checked(app, auth, monkeypatch):
+    """The sign-in checked the old hash; a reset commits before the upgrade: the reset wins."""
+    with app.app_context():
+        app.config["PASSWORD_ARGON2_TIME_COST"] = 2
+        old = hash_password(PASSWORD)  # older parameters: a right password upgrades it
+        reset_hash = hash_password("set by a reset just now")
+        app.config["PASSWORD_ARGON2_TIME_COST"] = 1
+    add_user_with_hash(app, old)
+    check = signin.verify_password
+
+    def reset_lands_meanwhile(password_hash, password):
+        with db.engine.begin() as other:
+            other.execute(sa.update(User).values(password_hash=reset_hash))
+        return check(password_hash, password)
+
+    monkeypatch.setattr(signin, "verify_password", reset_lands_meanwhile)
+    assert auth.login().status_code == 200  # refused: the password changed under it
     assert stored_hash(app) == reset_hash
 
 
@@ -248,3 +268,22 @@ def test_hashes_run_at_a_lower_cpu_priority_than_pages(app):
     with app.app_context():
         assert passwords.bounded(priority) >= max(10, own)
     assert priority() == own  # the request's own thread is untouched
+
+
+def test_a_failed_sign_in_runs_the_same_sql_whether_the_account_exists(app, auth, make_user):
+    """The timing oracle a hash cannot hide: an extra query for a known name (0.7 ms by HTTP).
+
+    Each statement is compared by its text, with the values left out: a known
+    name, an unknown one and an address must do the same database work.
+    """
+    make_user("susan")
+    make_user("sarah")
+
+    def statements_of(identifier):
+        with counting_queries(app) as statements:
+            assert auth.login(identifier, password="a wrong password").status_code == 200
+        return statements
+
+    known = statements_of("susan")
+    assert statements_of("nobody") == known
+    assert statements_of("sarah@example.com") == statements_of("nobody@example.com")

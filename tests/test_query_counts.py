@@ -1,35 +1,18 @@
 """Listing pages cost the same number of SQL queries whether they show 1 post or 25 (no N+1)."""
 
 import re
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from conftest import counting_queries
 from microblog import clock
 from microblog.extensions import db
 from microblog.models import Post, User, followers
 
 AUTHORS = ("bob", "carol", "dave")
 PER_PAGE = 25
-
-
-@contextmanager
-def counting_queries(app):
-    """Every statement the app sends to the database while the block runs."""
-    statements = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

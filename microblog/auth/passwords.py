@@ -226,7 +226,7 @@ def needs_rehash(password_hash):
         return True
 
 
-def upgrade_hash(user, password):
+def upgrade_hash(user_id, checked_hash, password):
     """Store a hash made with the configured parameters; False if the password changed.
 
     A compare-and-swap on the hash that was checked, like a reset: a login
@@ -234,7 +234,7 @@ def upgrade_hash(user, password):
     """
     result = db.session.execute(
         sa.update(User)
-        .where(User.id == user.id, User.password_hash == user.password_hash)
+        .where(User.id == user_id, User.password_hash == checked_hash)
         .values(password_hash=hash_password(password))
         .execution_options(synchronize_session=False)
     )

@@ -53,6 +53,9 @@ def find_account(identifier):
 def authenticate(identifier, password, address):
     """Decide a sign-in attempt from `address` (the client IP); see Outcome."""
     user, folded = find_account(identifier)
+    # Read now: counting commits, and reading the expired row after it would
+    # cost a known name one more query than an unknown one (0.7 ms by HTTP).
+    user_id, stored_hash = (user.id, user.password_hash) if user is not None else (None, None)
     key = throttle.throttle_key(user, folded)
     refused_until, pause_started = throttle.count_attempt(key, user, address)
     if refused_until is not None:
@@ -60,8 +63,8 @@ def authenticate(identifier, password, address):
         return Outcome(PAUSED, paused_until=refused_until)
     if user is None:
         burn_verification_time(password)
-    elif verify_password(user.password_hash, password) and (
-        not needs_rehash(user.password_hash) or upgrade_hash(user, password)
+    elif verify_password(stored_hash, password) and (
+        not needs_rehash(stored_hash) or upgrade_hash(user_id, stored_hash, password)
     ):
         throttle.record_success(key)
         return Outcome(SIGNED_IN if user.email_verified else UNVERIFIED, user)
