@@ -8,7 +8,7 @@ from microblog.auth.sessions import SessionRecord
 from microblog.auth.throttle import LoginThrottle
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
-from microblog.models import Post, User, followers
+from microblog.models import Post, TimelineEntry, User, followers
 from smtp_server import html_of, text_of
 
 
@@ -101,6 +101,59 @@ def test_deletion_leaves_no_rows_behind_and_still_delivers_the_goodbye(
     assert client.get("/index").headers["Location"].startswith("/auth/login")
     assert "Invalid username or password." in auth.login().text
     assert auth.register("susan").headers["Location"] == "/auth/login"  # name and address free
+
+
+def everything_of_others(app, gone_id, gone_address):
+    """Every row of the other accounts, as (table, row) pairs: none names her id or address."""
+    tables = [SessionRecord, KnownDevice, LoginThrottle, OutboxMessage, TimelineEntry, Post]
+    with app.app_context():
+        rows = set()
+        for table in [model.__table__ for model in tables] + [followers]:
+            for row in db.session.execute(sa.select(table)):
+                values = row._mapping
+                ids = {values.get(c) for c in ("user_id", "owner_id", "author_id")}
+                ids |= {values.get(c) for c in ("follower_id", "followed_id")}
+                if gone_id not in ids and gone_address not in values.get("recipients", ""):
+                    rows.add((table.name, tuple(row)))
+        return rows
+
+
+def test_deletion_takes_nothing_of_anyone_else(app, client, auth, make_user, deliver):
+    """Each of her rows goes; every row of bob and carol, of each kind, stays as it was."""
+    susan, bob, carol = make_user("susan"), make_user("bob"), make_user("carol")
+    with app.app_context():
+        users = {
+            name: db.session.get(User, i) for name, i in (("s", susan), ("b", bob), ("c", carol))
+        }
+        users["b"].follow(users["c"])
+        users["b"].follow(users["s"])
+        users["c"].follow(users["s"])
+        users["s"].follow(users["b"])
+        for name in "sbc":
+            db.session.add(Post(body=f"by {name}", author=users[name]))
+        db.session.commit()
+    for name in ("bob", "carol", "susan"):
+        other = AuthActions(app.test_client())
+        other.request_reset(f"{name}@example.com")  # mail still queued for each
+        other.login(name, password="a wrong guess, counted by the throttle")
+        other.login(name)  # a session and a known device each
+    auth.login()
+    before = everything_of_others(app, susan, "susan@example.com")
+    kinds = {table for table, _ in before}
+    assert kinds >= {"session_record", "known_device", "login_throttle", "outbox"}
+    assert kinds >= {"timeline_entry", "post", "followers"}
+
+    response = client.post("/auth/delete_account", data={"password": PASSWORD})
+    assert response.headers["Location"] == "/index"
+
+    assert everything_of_others(app, susan, "susan@example.com") == before
+    with app.app_context():  # her posts left bob's and carol's timelines, and hers went
+        assert not db.session.scalars(
+            sa.select(TimelineEntry).where(
+                sa.or_(TimelineEntry.owner_id == susan, TimelineEntry.author_id == susan)
+            )
+        ).all()
+    assert deliver() == 3  # bob's and carol's reset emails, and her goodbye
 
 
 def test_a_wrong_password_deletes_nothing(app, client, auth, make_user, deliver, smtp):
