@@ -115,3 +115,50 @@ def test_mail_status_shows_the_same_figures(app, client, smtp, deliver):
     assert "failed by tag: none" in output
     assert f"SMTP send time: {samples['microblog_mail_send_seconds_count', ()]:.0f} sends" in output
     assert "circuits open (processes holding mail back): 0" in output
+
+
+@pytest.mark.settings(LOGIN_FAILURES_PER_ACCOUNT=2)
+def test_each_kind_of_account_email_is_counted_under_its_own_tag(
+    app, client, auth, make_user, deliver
+):
+    """What an operator graphs per kind: every deferring call site names its kind."""
+    from conftest import PASSWORD, AuthActions
+
+    new_password = "a brand new passphrase, never used"
+    auth.register("amy")  # verify_email
+    auth.register("amy2", email="amy@example.com")  # address_taken, to amy
+    make_user("susan")
+    auth.request_reset()  # password_reset
+    auth.login()  # the account's first browser: recorded silently
+    AuthActions(app.test_client()).login()  # new_sign_in
+    client.post(
+        "/auth/change_password",
+        data={"current_password": PASSWORD, "password": new_password, "password2": new_password},
+    )  # password_changed
+    client.post("/auth/change_email", data={"email": "s2@example.com", "password": new_password})
+    make_user("bob")
+    for _ in range(2):
+        AuthActions(app.test_client()).login("bob", password="a wrong guess")  # login_paused
+    deliver()  # before the deletion, which drops what is still queued for her
+    client.post("/auth/delete_account", data={"password": new_password})  # account_deleted
+    deliver()
+
+    sent = {
+        dict(labels)["tag"]: value
+        for (name, labels), value in scrape(client).items()
+        if name == "microblog_mail_sent_total"
+    }
+    assert sent == dict.fromkeys(
+        (
+            "verify_email",
+            "address_taken",
+            "password_reset",
+            "new_sign_in",
+            "password_changed",
+            "change_email",
+            "email_change_notice",
+            "login_paused",
+            "account_deleted",
+        ),
+        1,
+    )
