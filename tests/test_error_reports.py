@@ -127,6 +127,50 @@ def test_the_hourly_cap_holds_across_kinds(app):
     assert len(report_rows(app)) == 2
 
 
+@pytest.mark.settings(ERROR_REPORTS_PER_HOUR=2)
+def test_the_hourly_cap_counts_the_last_hour_only(app, monkeypatch):
+    for number in range(3):
+        app.logger.error(f"a failure of its own kind {number}")
+    reports_of(app).reports.join()
+    assert len(report_rows(app)) == 2
+
+    later = clock.utcnow() + timedelta(minutes=61)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    app.logger.error("a failure of its own kind, an hour later")
+    reports_of(app).reports.join()
+    assert len(report_rows(app)) == 3
+
+
+def test_one_writer_thread_serves_every_error_of_the_process(app):
+    handler = reports_of(app)
+    writers = set()
+    for number in range(3):
+        app.logger.error(f"a failure of its own kind {number}")
+        writers.add(handler.writer)
+    handler.reports.join()
+    [writer] = writers
+    assert writer.is_alive() and writer.daemon  # a daemon: it never holds the process open
+
+
+def test_stopping_writes_the_queued_reports_then_ends_the_writer(app):
+    handler = reports_of(app)
+    for number in range(3):
+        app.logger.error(f"a failure of its own kind {number}")
+    writer = handler.writer
+    handler.stop()
+    assert not writer.is_alive()
+    assert len(report_rows(app)) == 3
+
+
+@pytest.mark.settings(MAIL_WORKERS=1, MAIL_POLL_INTERVAL=60)
+def test_a_report_wakes_the_mail_worker_instead_of_waiting_for_its_poll(app, smtp, caplog):
+    add_failing_view(app)
+    assert app.test_client().get("/fail/x").status_code == 500
+    [message] = smtp.wait_for(1, timeout=10)  # the next poll is a minute away
+    assert message["To"] == "admin@example.com"
+    assert "could not be queued" not in caplog.text
+
+
 def test_sql_parameters_never_reach_the_report(app):
     def leak(token):
         db.session.execute(sa.text("SELECT * FROM no_such_table WHERE x = :v"), {"v": token})
