@@ -118,7 +118,7 @@ def everything_of_others(app, gone_id, gone_address):
         return rows
 
 
-def test_deletion_takes_nothing_of_anyone_else(app, client, auth, make_user, deliver):
+def test_deletion_takes_nothing_of_anyone_else(app, client, auth, make_user, deliver, caplog):
     """Each of her rows goes; every row of bob and carol, of each kind, stays as it was."""
     susan, bob, carol = make_user("susan"), make_user("bob"), make_user("carol")
     with app.app_context():
@@ -145,6 +145,7 @@ def test_deletion_takes_nothing_of_anyone_else(app, client, auth, make_user, del
 
     response = client.post("/auth/delete_account", data={"password": PASSWORD})
     assert response.headers["Location"] == "/index"
+    assert f"account.deleted user={susan}" in caplog.messages  # the audit trail names her
 
     assert everything_of_others(app, susan, "susan@example.com") == before
     with app.app_context():  # her posts left bob's and carol's timelines, and hers went
