@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from test_outbox_delivery import outbox_rows
 
+from conftest import build_app, close_app
 from microblog import clock
 from microblog.extensions import db
 from microblog.mail.error_reports import OutboxHandler
@@ -221,3 +222,19 @@ def test_a_failing_outbox_insert_does_not_recurse(app, caplog):
     assert len(calls) == 1
     assert "An error report could not be queued: RuntimeError" in caplog.text
     assert outbox_rows(app) == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"ADMINS": []}, {"MAIL_SERVER": None}, {"DEBUG": True}],
+    ids=["no admins", "no mail server", "debug"],
+)
+def test_no_reports_without_admins_or_a_mail_server_or_in_debug(database_url, smtp, settings):
+    app = build_app(database_url, smtp, **settings)
+    try:
+        handlers = [c for c in dispatcher(app).companions if isinstance(c, OutboxHandler)]
+        assert handlers == []
+        app.logger.error("a failure nobody is told of")
+        assert report_rows(app) == []
+    finally:
+        close_app(app)

@@ -208,6 +208,25 @@ def test_a_browser_unseen_for_longer_than_the_cookie_lasts_is_forgotten(
     assert len(known_devices(app)) == 1
 
 
+def test_a_browser_in_use_is_never_forgotten(app, make_user, monkeypatch, caplog):
+    """Each sign-in renews the browser's last sighting, so only unused browsers expire."""
+    user_id = make_user("susan")
+    laptop = browser(app)
+    sign_in(laptop)
+    sign_in(browser(app, SAFARI_IPHONE))
+    assert f"login.new_device user={user_id}" in caplog.messages  # the audit trail names her
+    lifetime = timedelta(seconds=app.config["DEVICE_COOKIE_DURATION"])
+    later = clock.utcnow() + lifetime * 0.9
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    sign_in(laptop)
+    later += lifetime * 0.2  # past the first sign-in's lifetime, within the second's
+    sign_in(browser(app, "a third browser"))
+    assert [device.first_seen_at < device.last_seen_at for device in known_devices(app)] == [
+        True,
+        False,
+    ]
+
+
 def test_a_known_browser_keeps_its_id_and_a_made_up_one_gets_a_fresh_id(app, make_user):
     make_user("susan")
     laptop = browser(app)
