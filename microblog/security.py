@@ -3,7 +3,6 @@
 from functools import wraps
 
 from flask import abort, current_app, make_response, request
-from flask_babel import gettext
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -64,17 +63,3 @@ def secret_page(referrer_policy="same-origin"):
         return wrapper
 
     return decorate
-
-
-def untrusted_host(error):
-    """A Host outside TRUSTED_HOSTS gets a plain 400, never a template.
-
-    Flask builds no URL adapter for such a request, so a page that calls
-    url_for would fail: a 500 and, with ADMINS set, an email per request.
-    Register with `app.register_error_handler(SecurityError, untrusted_host)`.
-    """
-    return (
-        gettext("Bad request: this site is not served under that host name.") + "\n",
-        400,
-        {"Content-Type": "text/plain; charset=utf-8"},
-    )

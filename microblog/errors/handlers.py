@@ -5,6 +5,7 @@ import logging
 from flask import Blueprint, current_app, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import SecurityError
 
 from microblog.extensions import db
 
@@ -55,6 +56,20 @@ def why_no_cookie():
             f"{config['SERVER_NAME']!r}: open the site at that address"
         )
     return "the client blocks or does not keep cookies (or the form was posted from elsewhere)"
+
+
+@bp.app_errorhandler(SecurityError)
+def untrusted_host(error):
+    """A Host outside TRUSTED_HOSTS gets a plain 400, never a template.
+
+    Flask builds no URL adapter for such a request, so a page that calls
+    url_for would fail: a 500 and, with ADMINS set, an email per request.
+    """
+    return (
+        _("Bad request: this site is not served under that host name.") + "\n",
+        400,
+        {"Content-Type": "text/plain; charset=utf-8"},
+    )
 
 
 @bp.app_errorhandler(400)
