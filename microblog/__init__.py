@@ -28,9 +28,9 @@ def create_app(config_class=Config):
     """Build an isolated app: its own configuration, database binding and mail workers.
 
     `config_class` is a class (read with `from_object`) or a mapping laid over
-    the defaults. Only the default configuration also reads
-    `instance/config.py` and `FLASK_*` variables: a test's app sees nothing
-    but what the test passed.
+    the defaults. Either way `instance/config.py` and `FLASK_*` variables are
+    read on top, unless READ_INSTANCE_CONFIG is false: a test's app then sees
+    nothing but what the test passed.
     """
     app = Microblog(__name__, instance_relative_config=True)
     configure(app, config_class)
@@ -57,13 +57,17 @@ def configure(app, config_class):
 
 
 def load_settings(app, config_class):
-    """The defaults, then the caller's class or mapping, and for the default the instance's own."""
+    """The defaults or the caller's class, its mapping, then the instance's own if wanted.
+
+    One setting decides, not the type of what was passed: a Config subclass
+    reads instance/config.py exactly as Config does.
+    """
     if isinstance(config_class, Mapping):
         app.config.from_object(Config)
         app.config.from_mapping(config_class)
     else:
         app.config.from_object(config_class)
-    if config_class is Config:
+    if app.config.get("READ_INSTANCE_CONFIG", True):
         app.config.from_pyfile("config.py", silent=True)
         app.config.from_prefixed_env()
 

@@ -2,7 +2,8 @@
 
 Values come from the process environment (and a `.env` file at the project
 root, for convenience in development). `create_app` then reads
-`instance/config.py` and any `FLASK_`-prefixed variable on top of them.
+`instance/config.py` and any `FLASK_`-prefixed variable on top of them
+(unless READ_INSTANCE_CONFIG is false).
 """
 
 import os
@@ -41,6 +42,10 @@ def database_url(url):
 
 
 class Config:
+    # instance/config.py and FLASK_<KEY> variables, read on top of these (and of a
+    # class or mapping passed to create_app). Tests turn it off to see only their own.
+    READ_INSTANCE_CONFIG = True
+
     # Secrets and hosts. SECRET_KEY unset: create_app keeps a random one in instance/.
     SECRET_KEY = os.environ.get("SECRET_KEY")
     SERVER_NAME = os.environ.get("SERVER_NAME") or None

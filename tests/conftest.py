@@ -84,6 +84,7 @@ def database_url(tmp_path):
 def test_config(database_url, smtp, **overrides):
     url, engine_options = database_url
     config = {
+        "READ_INSTANCE_CONFIG": False,  # nothing of the developer's instance/ or FLASK_*
         "TESTING": True,
         "SECRET_KEY": TEST_SECRET_KEY,
         "SQLALCHEMY_DATABASE_URI": url,

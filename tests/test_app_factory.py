@@ -12,7 +12,12 @@ from microblog.extensions import db
 
 
 def production(**overrides):
-    config = {"TESTING": False, "DEBUG": False, "SERVER_NAME": "microblog.example.com"}
+    config = {
+        "READ_INSTANCE_CONFIG": False,
+        "TESTING": False,
+        "DEBUG": False,
+        "SERVER_NAME": "microblog.example.com",
+    }
     config.update(overrides)
     return config
 
@@ -33,6 +38,30 @@ def test_a_config_class_is_read_like_the_default(instance):
     app = create_app(Custom)
     assert app.config["POSTS_PER_PAGE"] == 7
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance / 'microblog.db'}"
+
+
+def test_a_config_class_and_a_mapping_read_the_instance_config_unless_told_not_to(
+    instance, monkeypatch
+):
+    """One setting decides, not whether create_app got Config, a subclass or a mapping."""
+    instance.mkdir(parents=True, exist_ok=True)
+    (instance / "config.py").write_text("POSTS_PER_PAGE = 9\n")
+    monkeypatch.setenv("FLASK_PEOPLE_PER_PAGE", "11")
+
+    class Custom(Config):
+        TESTING = True
+        SECRET_KEY = TEST_SECRET_KEY
+
+    class Isolated(Custom):
+        READ_INSTANCE_CONFIG = False
+
+    mapping = {"TESTING": True, "SECRET_KEY": TEST_SECRET_KEY}
+    for read in (Custom, mapping):
+        config = create_app(read).config
+        assert (config["POSTS_PER_PAGE"], config["PEOPLE_PER_PAGE"]) == (9, 11)
+    for isolated in (Isolated, {**mapping, "READ_INSTANCE_CONFIG": False}):
+        config = create_app(isolated).config
+        assert (config["POSTS_PER_PAGE"], config["PEOPLE_PER_PAGE"]) == (25, 30)
 
 
 def test_without_a_secret_key_one_is_kept_in_the_instance_folder(instance, caplog):

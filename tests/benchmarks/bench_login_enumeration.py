@@ -70,7 +70,14 @@ def production_hash():
     from microblog import create_app
     from microblog.auth.passwords import hash_password
 
-    app = create_app({"TESTING": True, "SECRET_KEY": SECRET_KEY, "MAIL_WORKERS": 0})
+    app = create_app(
+        {
+            "READ_INSTANCE_CONFIG": False,
+            "TESTING": True,
+            "SECRET_KEY": SECRET_KEY,
+            "MAIL_WORKERS": 0,
+        }
+    )
     with app.app_context():
         return hash_password("the accounts' real password, never typed")
 

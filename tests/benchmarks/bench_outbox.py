@@ -236,6 +236,7 @@ def shifted_recovery(server, url, minutes):
     server.ask("reset", 0.0, None)
     app = create_app(
         {
+            "READ_INSTANCE_CONFIG": False,
             "SECRET_KEY": "benchmark-secret-key-of-at-least-32-bytes-long",
             "SERVER_NAME": "127.0.0.1",
             "TESTING": True,  # logs to stderr, not instance/logs

@@ -165,6 +165,7 @@ def measuring_app(database_url):
 
     return create_app(
         {
+            "READ_INSTANCE_CONFIG": False,
             "TESTING": True,
             "SECRET_KEY": SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": database_url,

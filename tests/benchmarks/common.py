@@ -102,6 +102,7 @@ def seeding_app(database_url):
 
     return create_app(
         {
+            "READ_INSTANCE_CONFIG": False,
             "TESTING": True,
             "SECRET_KEY": SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": database_url,
