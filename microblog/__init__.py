@@ -11,6 +11,7 @@ from microblog import mail as outbox
 from microblog.config import Config
 from microblog.deployment import check_deployable, ensure_secret_key, warn_if_plain_http
 from microblog.extensions import babel, bootstrap, csrf, db, limiter, login, mail, migrate
+from microblog.formatting import register_filters
 from microblog.hostile_input import BoundedInt, refuse_in_url
 from microblog.logging_setup import configure_logging
 from microblog.security import add_security_headers, refuse_oversized_body
@@ -143,7 +144,8 @@ def register_request_hooks(app):
 
 
 def register_template_helpers(app):
-    """What every template may call, whichever blueprint renders it."""
+    """What every template may call, whichever blueprint renders it (auth's emails: |exact_time)."""
+    register_filters(app)
     app.jinja_env.globals.update(
         page_locale=i18n.page_locale,
         plural_samples=i18n.plural_samples,

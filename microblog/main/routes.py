@@ -20,7 +20,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from microblog import clock
 from microblog.extensions import db, login
-from microblog.formatting import register_filters
 from microblog.forms import commit_or_form_error
 from microblog.i18n import N_
 from microblog.main import keyset
@@ -30,7 +29,6 @@ from microblog.urls import safe_next
 from microblog.usernames import TAKEN_MESSAGE
 
 bp = Blueprint("main", __name__)
-bp.record_once(lambda state: register_filters(state.app))
 
 WELCOME_POSTS = 10  # the latest posts a visitor sees on the home page
 
