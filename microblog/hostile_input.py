@@ -13,7 +13,8 @@ import re
 from flask import abort, request
 from werkzeug.routing import IntegerConverter
 
-LARGEST_INTEGER = 2**63 - 1  # SQLite's INTEGER, PostgreSQL's bigint
+# The one 64-bit bound: SQLite's INTEGER, PostgreSQL's bigint (routes, cursors, ids).
+LARGEST_INTEGER = 2**63 - 1
 
 # C0 and C1 controls and DEL; tab, newline and carriage return are ordinary text.
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from flask import abort, request, url_for
 
 from microblog.extensions import db
+from microblog.hostile_input import LARGEST_INTEGER
 
 EPOCH = datetime(1970, 1, 1)
-MAX_ID = 2**63 - 1  # the widest integer key PostgreSQL stores
 MAX_CURSOR_LENGTH = 64
 
 
@@ -57,7 +57,7 @@ def decode(token, kinds):
     key = []
     for kind, part in zip(kinds, parts, strict=True):
         number = int(part)
-        if number > MAX_ID:
+        if number > LARGEST_INTEGER:
             abort(404)
         if kind is datetime:
             try:

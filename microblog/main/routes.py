@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from microblog import clock
 from microblog.extensions import db, login
 from microblog.forms import commit_or_form_error
+from microblog.hostile_input import LARGEST_INTEGER
 from microblog.i18n import N_
 from microblog.main import keyset
 from microblog.main.forms import EditProfileForm, EmptyForm, PostForm
@@ -181,7 +182,7 @@ def user_following(username):
 
 def own_post(post_id):
     """The signed-in user's post: 404 if there is none, 403 if it is someone else's."""
-    post = db.session.get(Post, post_id) if post_id <= keyset.MAX_ID else None
+    post = db.session.get(Post, post_id) if post_id <= LARGEST_INTEGER else None
     if post is None:
         abort(404)
     if post.user_id != current_user.id:
