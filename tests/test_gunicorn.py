@@ -46,7 +46,7 @@ MACHINE = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPAT
 
 
 def server_env(database_url, smtp, port, host="127.0.0.1", **extra):
-    """What the contract's outside suite exports, and nothing else: plain HTTP, real defaults.
+    """What a plain deployment exports, and nothing else: plain HTTP, real defaults.
 
     `extra` is for settings an operator would set (ADMINS), never for
     working around the product.
@@ -118,7 +118,7 @@ class Gunicorn:
         self.process = None
 
     def migrate(self):
-        """The contract's schema command, against the server's database."""
+        """`flask db upgrade`, as a deployment runs it, against the server's database."""
         subprocess.run(
             [sys.executable, "-m", "flask", "--app", "microblog", "db", "upgrade"],
             cwd=REPO,
@@ -297,7 +297,7 @@ def post_form(session, path, form_page=None, **fields):
 
 
 def test_a_plain_http_deployment_serves_a_whole_session_to_requests(gunicorn, smtp):
-    """The contract's outside suite: register, sign in (remembered), post, sign out, reset."""
+    """A visitor's whole session: register, sign in (remembered), post, sign out, reset."""
     requests = pytest.importorskip("requests")
     base = gunicorn.base_url
     person = requests.Session()

@@ -333,7 +333,7 @@ def test_the_audit_log_tells_the_story_without_tokens_passwords_or_addresses(
 
 @pytest.mark.settings(PROPAGATE_EXCEPTIONS=False)
 def test_a_failing_reset_logs_no_token(app, client, make_user, caplog, monkeypatch):
-    """Flask logs "Exception on <path>", and the contract's POST URL holds the token.
+    """Flask logs "Exception on <path>", and the reset form's POST URL holds the token.
 
     The record is also the body of the admins' error report.
     """

@@ -226,7 +226,7 @@ def test_every_bad_token_gets_the_generic_page_never_a_500(
     path = "/auth/reset_password/" + quote(token, safe="")
 
     assert_generic_invalid_page(open_link(client, path))
-    if token:  # the token-bearing POST of the contract; an empty one has no such URL
+    if token:  # the reset form's token-bearing POST; an empty token has no such URL
         assert_generic_invalid_page(submit_new_password(app.test_client(), path))
     assert stored_hash(app, susan) == before
 

@@ -4,8 +4,8 @@
         [--database-url postgresql://postgres@127.0.0.1:5432/test]
 
 Measures what an attacker measures: POST /auth/login with a wrong password,
-through HTTP, against `gunicorn -w 2 --threads 4 wsgi:app` run as the
-contract's outside suites run it (`flask db upgrade`, then SERVER_NAME, a
+through HTTP, against `gunicorn -w 2 --threads 4 wsgi:app` run as a
+plain deployment runs it (`flask db upgrade`, then SERVER_NAME, a
 random SECRET_KEY, DATABASE_URL, MAIL_SERVER/MAIL_PORT of a real aiosmtpd
 server in a process of its own, RATELIMIT_ENABLED=false, and nothing else:
 the default Argon2id parameters and MAIL_WORKERS). Each POST comes from a
@@ -39,8 +39,8 @@ from common import (
     SECRET_KEY,
     Gunicorn,
     Visitor,
-    contract_env,
     database,
+    deployment_env,
     free_port,
     machine_table,
     markdown_table,
@@ -175,7 +175,7 @@ def main():
         folder = Path(tmp)
         with database(args.database_url, folder, "bench_login") as url:
             port = free_port()
-            env = contract_env(url, port, smtp_port)
+            env = deployment_env(url, port, smtp_port)
             migrate(env)
             seed(url, args.warmup + args.rounds)
             server = Gunicorn("wsgi:app", REPO, env, port, folder / "app.log", ["--threads", "4"])

@@ -1,11 +1,11 @@
 """Can a flood of sign-ins for unknown usernames slow the site down for everyone?
 
-Runs the contract's deployment (`gunicorn -w 2 --threads 4 wsgi:app`, plain
+Runs the documented deployment (`gunicorn -w 2 --threads 4 wsgi:app`, plain
 HTTP, per-IP limits off) and measures `/explore` (p50, p95) idle, then during
 15 s floods of sign-ins for unknown usernames from 60 loopback source
 addresses (127.0.1.1-60), each address a visitor of its own (cookie, CSRF
 token). Two flood levels: every address at the default per-IP limit (10 per
-minute: the attack of issue 8, which took both cores with scrypt) and every
+minute: an attack that took both cores when passwords were hashed with scrypt) and every
 address at 1 per second (6x over it, more than the hashing bound admits:
 the excess is answered 503 with Retry-After). Goal: flood p50 <= 5x idle.
 

@@ -4,8 +4,8 @@
         [--database-url postgresql://postgres@127.0.0.1:5432/test]
 
 Measures what an attacker measures: POST /auth/reset_password_request through
-HTTP, against `gunicorn -w 2 --threads 4 wsgi:app` run as the contract's
-outside suites run it (`flask db upgrade`, then SERVER_NAME, a random
+HTTP, against `gunicorn -w 2 --threads 4 wsgi:app` run as a plain
+deployment runs it (`flask db upgrade`, then SERVER_NAME, a random
 SECRET_KEY, DATABASE_URL, MAIL_SERVER/MAIL_PORT of a real aiosmtpd server in
 a process of its own, RATELIMIT_ENABLED=false, and nothing else: the default
 MAIL_WORKERS run and send). Each POST comes from a fresh visitor (GET the
@@ -42,8 +42,8 @@ from common import (
     REPO,
     Gunicorn,
     Visitor,
-    contract_env,
     database,
+    deployment_env,
     free_port,
     machine_table,
     markdown_table,
@@ -176,7 +176,7 @@ def main():
         folder = Path(tmp)
         with database(args.database_url, folder, "bench_reset") as url:
             port = free_port()
-            env = contract_env(url, port, smtp_port)
+            env = deployment_env(url, port, smtp_port)
             migrate(env)
             seed(url, args.warmup + args.rounds)
             server = Gunicorn("wsgi:app", REPO, env, port, folder / "app.log", ["--threads", "4"])

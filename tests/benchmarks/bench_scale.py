@@ -249,7 +249,7 @@ def measure(database_urls):
 
 
 def build_timed(database_url, posts):
-    """Schema by the contract's command, then the data; returns the build time in seconds."""
+    """Schema by `flask db upgrade`, then the data; returns the build time in seconds."""
     migrate(app_env(database_url, 5000))
     started = time.monotonic()
     build(database_url, posts)

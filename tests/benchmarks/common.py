@@ -86,7 +86,7 @@ def app_env(database_url, port, **extra):
 
 
 def migrate(env):
-    """Create the schema with the contract's command."""
+    """Create the schema as a deployment does: `flask db upgrade`."""
     subprocess.run(
         [sys.executable, "-m", "flask", "--app", "microblog", "db", "upgrade"],
         cwd=REPO,
@@ -359,8 +359,8 @@ def database(url, folder, prefix="bench"):
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-def contract_env(database_url, port, smtp_port):
-    """What the contract's outside suites export, and nothing else."""
+def deployment_env(database_url, port, smtp_port):
+    """What a plain deployment exports, and nothing else."""
     env = {
         key: value
         for key, value in os.environ.items()
