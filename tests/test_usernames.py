@@ -127,3 +127,18 @@ def test_two_sign_ups_racing_for_lookalikes_get_one_account_and_a_form_error(app
     assert "Please use a different username." in loser.text
     assert len(usernames(app)) == 1
     assert flashes(loser) == []
+
+
+def test_a_renamed_account_is_found_and_guarded_by_its_new_name(app, client, auth, make_user):
+    """The skeleton follows a rename: sign-in by the new name, and its lookalikes are taken."""
+    make_user("susan")
+    auth.login()
+    response = client.post("/edit_profile", data={"username": "Bob", "about_me": ""})
+    assert response.headers["Location"] == "/edit_profile"
+    auth.logout()
+
+    assert auth.login("bob").headers["Location"] == "/index"
+    auth.logout()
+    response = auth.register("b0b", email="imposter@example.com")
+    assert TAKEN in response.text
+    assert usernames(app) == ["Bob"]
