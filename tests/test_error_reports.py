@@ -238,3 +238,17 @@ def test_no_reports_without_admins_or_a_mail_server_or_in_debug(database_url, sm
         assert report_rows(app) == []
     finally:
         close_app(app)
+
+
+def test_the_same_exception_on_another_route_is_another_report(app):
+    """A kind is the route and the exception: one broken page does not hide another."""
+
+    def fail():
+        raise RuntimeError("broke")
+
+    app.add_url_rule("/a", "fail_a", fail)
+    app.add_url_rule("/b", "fail_b", fail)
+    fail_times(app, 1, "/a")
+    fail_times(app, 1, "/b")
+    subjects = [row.subject for row in report_rows(app)]
+    assert subjects == ["Microblog failure at GET /a", "Microblog failure at GET /b"]
