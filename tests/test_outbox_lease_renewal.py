@@ -76,3 +76,18 @@ def test_a_renewed_lease_ends_one_lease_from_now(app, monkeypatch):
         [row] = claim_batch(db.session, 10, 1)
         assert renew_lease(db.session, [row.id], row.claim_token, 100) == {row.id}
     assert outbox_rows(app)[0].lease_until == now + timedelta(seconds=100)
+
+
+def test_a_message_sent_again_after_its_lease_ran_out_keeps_its_message_id(app, smtp, slow_sends):
+    """The duplicate of a send whose outcome was lost folds into the first in a mail client."""
+    slow_sends.step = timedelta(seconds=slow_sends.lease + 1)
+    queue_emails(app, 1)
+    delivering(app)()  # sent, but the lease ran out before the outcome was recorded
+    assert slow_sends.taken == [1]
+
+    slow_sends.step = timedelta(0)
+    slow_sends.now += timedelta(seconds=slow_sends.lease + 1)  # the taker's lease runs out too
+    assert delivering(app)() == 1
+    first, again = smtp.wait_for(2)
+    [row] = outbox_rows(app)
+    assert first["Message-ID"] == again["Message-ID"] == row.message_id
