@@ -4,7 +4,6 @@ The goodbye email is composed in the mail worker like every other email, but
 from the outbox row's `context`: by then the user row is gone.
 """
 
-import json
 import logging
 
 import sqlalchemy as sa
@@ -20,8 +19,7 @@ from microblog.auth.routes import bp, config_limit
 from microblog.auth.sessions import SessionRecord, sign_out
 from microblog.auth.throttle import LoginThrottle
 from microblog.extensions import db
-from microblog.mail.delivery import composer
-from microblog.mail.outbox import SENT, OutboxMessage, defer_email
+from microblog.mail import composer, defer_email, drop_account_mail
 from microblog.models import Post, TimelineEntry, User, followers
 
 audit = logging.getLogger("microblog.audit")
@@ -64,17 +62,7 @@ def erase_account(user, *only_if):
         )
     )
     db.session.execute(sa.delete(Post).where(Post.user_id == user_id))
-    db.session.execute(
-        sa.delete(OutboxMessage).where(
-            sa.or_(
-                OutboxMessage.user_id == user_id,
-                sa.and_(
-                    OutboxMessage.recipients == json.dumps([address]),
-                    OutboxMessage.state != SENT,
-                ),
-            )
-        )
-    )
+    drop_account_mail(user_id, address)
     db.session.execute(sa.delete(SessionRecord).where(SessionRecord.user_id == user_id))
     db.session.execute(sa.delete(KnownDevice).where(KnownDevice.user_id == user_id))
     db.session.execute(sa.delete(LoginThrottle).where(LoginThrottle.user_id == user_id))

@@ -22,8 +22,7 @@ from microblog.auth.routes import bp, config_limit
 from microblog.auth.tokens import CHANGE_EMAIL, make_token, read_token, user_for_claims
 from microblog.auth.verification import notify_owner, user_by_address, within_limit
 from microblog.extensions import db
-from microblog.mail.delivery import composer
-from microblog.mail.outbox import defer_email
+from microblog.mail import composer, defer_email
 from microblog.models import User
 from microblog.redact import mask_email
 from microblog.security import secret_page

@@ -2,7 +2,7 @@
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from email_validator import validate_email
@@ -12,8 +12,7 @@ from flask_babel import lazy_gettext as _l
 from microblog import clock, i18n
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
-from microblog.mail.delivery import as_flask_mail, composer
-from microblog.mail.outbox import DROPPED, OutboxMessage, defer_email
+from microblog.mail import composer, count_recent_emails, defer_email, rehearse_send
 from microblog.models import User
 from microblog.redact import mask_email
 from microblog.urls import external_url
@@ -50,7 +49,7 @@ def compose_password_reset(message):
     throttled = count_recent_emails(recipient, RESET_TAG) >= limit
     subject, text_body, html_body = write_reset_email(recipient)
     if user is None or throttled:
-        rehearse_sending(message, subject, text_body, html_body)
+        rehearse_send(message, subject, text_body, html_body)
     if user is None:
         audit.info("password_reset.unknown_address email=%s", mask_email(address))
         return False
@@ -75,49 +74,11 @@ def stand_in(address):
     )
 
 
-def rehearse_sending(message, subject, text_body, html_body):
-    """Build the MIME message a send would build, and throw it away.
-
-    Building it is most of the CPU time a sent email costs the worker (about
-    ten times the composing), in the process that answers the next requests.
-    """
-    draft = OutboxMessage(
-        subject=subject,
-        sender=message.sender,
-        recipients=message.recipients,
-        text_body=text_body,
-        html_body=html_body,
-        message_id=message.message_id,
-    )
-    as_flask_mail(draft).as_bytes()
-
-
 def write_reset_email(user):
     """Subject, text and HTML of the reset email for this user, with a fresh link."""
     link = external_url("auth.reset_password_link", token=make_reset_token(user))
     return render_email(
         user.locale, _l("Reset your password"), "reset_password", user=user, link=link
-    )
-
-
-def count_recent_emails(user, tag):
-    """Emails of this tag the account was sent, or is about to be, in the past hour.
-
-    Writing the user's row first serialises concurrent composers for one
-    account, across threads, processes and hosts, so the count holds.
-    """
-    db.session.execute(sa.update(User).where(User.id == user.id).values(id=User.id))
-    since = clock.utcnow() - timedelta(hours=1)
-    return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(OutboxMessage)
-        .where(
-            OutboxMessage.tag == tag,
-            OutboxMessage.user_id == user.id,
-            OutboxMessage.kind == "email",
-            OutboxMessage.state != DROPPED,
-            OutboxMessage.created_at >= since,
-        )
     )
 
 

@@ -39,8 +39,7 @@ from microblog import clock, i18n
 from microblog.auth.emails import count_recent_emails, write_email
 from microblog.auth.sessions import name_device, recognise_device
 from microblog.extensions import db
-from microblog.mail.delivery import composer
-from microblog.mail.outbox import defer_email
+from microblog.mail import composer, defer_email
 from microblog.models import User
 from microblog.redact import mask_address
 from microblog.urls import external_url

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from microblog.auth.emails import RESET_TAG, send_password_changed_notice
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
-from microblog.mail.outbox import defer_email
+from microblog.mail import defer_email
 from microblog.models import User, mark_email_verified, new_session_token
 from microblog.redact import mask_email
 

@@ -28,8 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from microblog import clock
 from microblog.auth.emails import write_email
 from microblog.extensions import db
-from microblog.mail.delivery import composer
-from microblog.mail.outbox import defer_email
+from microblog.mail import composer, defer_email
 from microblog.models import User
 from microblog.redact import mask_address
 from microblog.urls import external_url

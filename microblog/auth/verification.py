@@ -25,8 +25,7 @@ from microblog.auth.passwords import hash_password
 from microblog.auth.routes import bp, config_limit, redirect_signed_in
 from microblog.auth.tokens import VERIFY_EMAIL, make_token, user_for_token
 from microblog.extensions import db
-from microblog.mail.delivery import composer
-from microblog.mail.outbox import defer_email
+from microblog.mail import composer, defer_email
 from microblog.models import User, mark_email_verified
 from microblog.redact import mask_email
 from microblog.security import secret_page
