@@ -14,10 +14,9 @@ from flask_login import current_user, login_required
 
 from microblog.auth.emails import write_email
 from microblog.auth.forms import DeleteAccountForm
-from microblog.auth.new_device import KnownDevice
+from microblog.auth.models import KnownDevice, LoginThrottle, SessionRecord
 from microblog.auth.routes import bp, config_limit
-from microblog.auth.sessions import SessionRecord, sign_out
-from microblog.auth.throttle import LoginThrottle
+from microblog.auth.sessions import sign_out
 from microblog.extensions import db
 from microblog.mail import composer, defer_email, drop_account_mail
 from microblog.models import Post, TimelineEntry, User, followers

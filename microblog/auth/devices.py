@@ -8,9 +8,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from microblog.auth.forms import SignOutDeviceForm
+from microblog.auth.models import SessionRecord
 from microblog.auth.routes import bp
 from microblog.auth.sessions import (
-    SessionRecord,
     current_record,
     device_name,
     live_records,

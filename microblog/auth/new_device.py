@@ -30,13 +30,13 @@ import secrets
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import after_this_request, current_app, request, url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.dialects import postgresql, sqlite
 
 from microblog import clock, i18n
 from microblog.auth.emails import count_recent_emails, write_email
+from microblog.auth.models import KnownDevice
 from microblog.auth.sessions import name_device, recognise_device
 from microblog.extensions import db
 from microblog.mail import composer, defer_email
@@ -49,22 +49,6 @@ audit = logging.getLogger("microblog.audit")
 COOKIE_NAME = "device"
 NEW_SIGN_IN = "new_sign_in"
 DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
-
-
-class KnownDevice(db.Model):
-    __tablename__ = "known_device"
-
-    id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    user_id: so.Mapped[int] = so.mapped_column(
-        sa.ForeignKey(User.id, ondelete="CASCADE"), index=True
-    )
-    # SHA-256 (hex) of the user id and the browser's device id; never the id itself.
-    device_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
-    first_seen_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
-    last_seen_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
-
-    def __repr__(self):
-        return f"<KnownDevice {self.id} user={self.user_id}>"
 
 
 def fingerprint(user_id, device_id):

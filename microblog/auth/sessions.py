@@ -16,50 +16,18 @@ import secrets
 from datetime import timedelta
 
 import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import current_app, g, request, session
 from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 from microblog import clock
+from microblog.auth.models import SessionRecord
 from microblog.extensions import db, login
 from microblog.models import User
 from microblog.redact import mask_address
 
 # What survives the session.clear() of a sign-in: the flashed messages only.
 KEPT_AT_SIGN_IN = ("_flashes",)
-
-
-class SessionRecord(db.Model):
-    __tablename__ = "session_record"
-
-    id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    # SHA-256 (hex) of the id the cookies carry; never the id itself.
-    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
-    user_id: so.Mapped[int] = so.mapped_column(
-        sa.ForeignKey(User.id, ondelete="CASCADE"), index=True
-    )
-    # The user's session_token when the record was made: a rotation ends it.
-    user_token: so.Mapped[str] = so.mapped_column(sa.String(64))
-    created_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
-    last_seen_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
-    expires_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime)
-    revoked_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    remembered: so.Mapped[bool] = so.mapped_column(default=False)
-    device: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
-    address: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
-
-    def __repr__(self):
-        return f"<SessionRecord {self.id} user={self.user_id}>"
-
-    def is_live(self, user, now):
-        """Usable now: not revoked, not expired, not ended by a password change."""
-        if self.revoked_at is not None or now >= self.expires_at:
-            return False
-        if user.session_token != self.user_token:
-            return False
-        idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
-        return self.remembered or now - self.last_seen_at < idle
 
 
 def digest(session_id):

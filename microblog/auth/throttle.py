@@ -20,13 +20,13 @@ import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.dialects import postgresql, sqlite
 
 from microblog import clock
 from microblog.auth.emails import write_email
+from microblog.auth.models import LoginThrottle
 from microblog.extensions import db
 from microblog.mail import composer, defer_email
 from microblog.models import User
@@ -37,26 +37,6 @@ audit = logging.getLogger("microblog.audit")
 
 PAUSE_TAG = "login_paused"
 MAX_ADDRESSES = 10  # masked addresses remembered for the owner's email
-
-
-class LoginThrottle(db.Model):
-    __tablename__ = "login_throttle"
-
-    # SHA-256 of "user:<id>" for an account, of "name:<folded identifier>" otherwise.
-    key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
-    user_id: so.Mapped[int | None] = so.mapped_column(
-        sa.ForeignKey(User.id, ondelete="CASCADE"), index=True
-    )
-    failures: so.Mapped[int] = so.mapped_column(default=0)
-    window_started_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    paused_until: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    paused_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    # Pauses since the last success or reset: each one lasts twice as long.
-    pauses: so.Mapped[int] = so.mapped_column(default=0)
-    addresses: so.Mapped[str] = so.mapped_column(sa.Text, default="[]")  # JSON, masked
-
-    def __repr__(self):
-        return f"<LoginThrottle user={self.user_id} failures={self.failures}>"
 
 
 def throttle_key(user, folded_identifier):
