@@ -16,26 +16,20 @@ Keys are hashes, so no typed name or address is stored.
 
 import hashlib
 import json
-import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.dialects import postgresql, sqlite
 
 from microblog import clock
-from microblog.auth.emails import write_email
+from microblog.auth import audit
+from microblog.auth.emails import PAUSE_TAG
 from microblog.auth.models import LoginThrottle
 from microblog.extensions import db
-from microblog.mail import composer, defer_email
-from microblog.models import User
+from microblog.mail import defer_email
 from microblog.redact import mask_address
-from microblog.urls import external_url
 
-audit = logging.getLogger("microblog.audit")
-
-PAUSE_TAG = "login_paused"
 MAX_ADDRESSES = 10  # masked addresses remembered for the owner's email
 
 
@@ -107,7 +101,7 @@ def count_attempt(key, user, address):
         # One email per pause, composed in the mail worker; for an unknown
         # name the composer finds no account and drops it (same writes here).
         defer_email(PAUSE_TAG, key, tag=PAUSE_TAG)
-        audit.warning("login.paused user=%s pauses=%s", row.user_id, row.pauses)
+        audit.warning("login.paused", user=row.user_id, pauses=row.pauses)
     db.session.commit()
     return None, started
 
@@ -137,26 +131,3 @@ def clear(key):
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-
-
-@composer(PAUSE_TAG)
-def compose_pause_notice(message):
-    """Tell the owner their sign-in is paused; drop it for keys of unknown names."""
-    row = db.session.get(LoginThrottle, message.recipient_list[0])
-    user = db.session.get(User, row.user_id) if row is not None and row.user_id else None
-    if user is None or row.paused_until is None:
-        return False
-    message.user_id = user.id
-    return write_email(
-        message,
-        user.email,
-        user.locale,
-        _l("Sign-in to your account is paused"),
-        PAUSE_TAG,
-        user=user,
-        paused_at=row.paused_at,
-        paused_until=row.paused_until,
-        addresses=json.loads(row.addresses or "[]"),
-        link=external_url("auth.reset_password_request"),
-        limit=current_app.config["LOGIN_FAILURES_PER_ACCOUNT"],
-    )
