@@ -35,17 +35,6 @@ NEW_SIGN_IN = "new_sign_in"
 ADDRESS_TAKEN = "address_taken"
 CHANGE_NOTICE = "email_change_notice"
 GOODBYE = "account_deleted"
-KINDS = (
-    RESET_TAG,
-    PASSWORD_CHANGED,
-    PAUSE_TAG,
-    NEW_SIGN_IN,
-    VERIFY_EMAIL,
-    ADDRESS_TAKEN,
-    CHANGE_EMAIL,
-    CHANGE_NOTICE,
-    GOODBYE,
-)
 
 
 def normalize_email(address):

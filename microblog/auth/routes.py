@@ -88,6 +88,7 @@ EMAIL_CHANGE_REFUSED = {
 
 
 def refusal_page(template, title, status):
+    """A page that refuses a link or a change, with its status; `title` may be lazy."""
     return render_template(template, title=str(title)), status
 
 
