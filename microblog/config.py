@@ -99,7 +99,12 @@ class Config:
 
     # Password recovery and password policy.
     RESET_TOKEN_EXPIRES_IN = env_int("RESET_TOKEN_EXPIRES_IN", 600)
-    RESET_EMAILS_PER_HOUR = env_int("RESET_EMAILS_PER_HOUR", 3)
+    # Emails of each kind one account may be sent per hour: resets, verification links,
+    # "someone tried", new sign-in notices, email-change links and notices. The variable
+    # had the name RESET_EMAILS_PER_HOUR, which still works (auth.emails.resolve_email_cap).
+    ACCOUNT_EMAILS_PER_HOUR = env_int(
+        "ACCOUNT_EMAILS_PER_HOUR", env_int("RESET_EMAILS_PER_HOUR", 3)
+    )
     # Verification and email-change links: 48 hours, time to find the email.
     VERIFY_TOKEN_EXPIRES_IN = env_int("VERIFY_TOKEN_EXPIRES_IN", 172800)
     # Accounts whose address is still unverified after this many days are removed

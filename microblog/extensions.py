@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from flask import request
+from flask import current_app, request
 from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 from flask_bootstrap import Bootstrap5
@@ -41,6 +41,14 @@ def reads_are_not_limited():
     It was a tenth of the sign-in page's time, spent deciding that no limit applies.
     """
     return request.method in ("GET", "HEAD", "OPTIONS")
+
+
+def post_limit(setting):
+    """A per-IP limit on a view's form POSTs, read from the configuration at request time.
+
+    Reads skip it, with every other limit (`reads_are_not_limited`).
+    """
+    return limiter.limit(lambda: current_app.config[setting], methods=["POST"])
 
 
 @event.listens_for(Engine, "connect")

@@ -50,7 +50,7 @@ class User(UserMixin, db.Model):
     # None until the owner opens the verification link (or completes a reset):
     # an account whose address is not verified cannot sign in.
     email_verified_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    # Unverified accounts are removed a while after this (auth.verification).
+    # Unverified accounts are removed a while after this (auth.signup).
     created_at: so.Mapped[sa.DateTime] = so.mapped_column(
         sa.DateTime,
         default=lambda: clock.utcnow(),  # looked up late: tests move the clock

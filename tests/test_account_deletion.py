@@ -3,9 +3,7 @@
 import sqlalchemy as sa
 
 from conftest import PASSWORD, AuthActions, flashes
-from microblog.auth.new_device import KnownDevice
-from microblog.auth.sessions import SessionRecord
-from microblog.auth.throttle import LoginThrottle
+from microblog.auth.models import KnownDevice, LoginThrottle, SessionRecord
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import Post, TimelineEntry, User, followers

@@ -12,8 +12,9 @@ import pytest
 
 from microblog import clock
 from microblog.auth.email_change import request_email_change
+from microblog.auth.emails import within_limit
 from microblog.auth.recovery import complete_password_reset
-from microblog.auth.verification import purge_unverified_accounts, within_limit
+from microblog.auth.signup import purge_unverified_accounts
 from microblog.extensions import db
 from microblog.models import User
 

@@ -3,7 +3,8 @@
 from datetime import timedelta
 
 from microblog import clock
-from microblog.auth.sessions import SessionRecord, live_records
+from microblog.auth.models import SessionRecord
+from microblog.auth.sessions import live_records
 from microblog.extensions import db
 from microblog.models import User
 

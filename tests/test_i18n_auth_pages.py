@@ -23,8 +23,9 @@ from flask import abort
 from conftest import PASSWORD, AuthActions, flashes
 from microblog import clock
 from microblog.auth import strength
+from microblog.auth.models import SessionRecord
 from microblog.auth.passwords import HashingBusy
-from microblog.auth.sessions import SessionRecord, digest
+from microblog.auth.sessions import digest
 from microblog.auth.tokens import CHANGE_EMAIL, make_reset_token, make_token
 from microblog.extensions import db
 from microblog.models import User

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from conftest import PASSWORD, flashes, reset_link
 from microblog import clock
-from microblog.auth.throttle import LoginThrottle
+from microblog.auth.models import LoginThrottle
 from microblog.extensions import db
 from smtp_server import html_of, text_of
 

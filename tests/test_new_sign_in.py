@@ -17,7 +17,8 @@ from test_gunicorn import sign_in as gunicorn_sign_in
 
 from conftest import PASSWORD, AuthActions, last_email
 from microblog import clock
-from microblog.auth.new_device import COOKIE_NAME, KnownDevice, fingerprint
+from microblog.auth.devices import COOKIE_NAME, fingerprint
+from microblog.auth.models import KnownDevice
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from smtp_server import html_of, text_of

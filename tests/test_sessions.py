@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from conftest import PASSWORD, AuthActions, flashes
 from microblog import clock
-from microblog.auth.sessions import SessionRecord
+from microblog.auth.models import SessionRecord
 from microblog.extensions import db
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"

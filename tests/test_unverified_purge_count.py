@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from microblog import clock
-from microblog.auth.verification import purge_unverified_accounts
+from microblog.auth.signup import purge_unverified_accounts
 
 
 def test_the_purge_counts_every_account_it_removes(app, make_user, monkeypatch):

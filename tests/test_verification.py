@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from conftest import PASSWORD, email_link, flashes, last_email, reset_link
 from microblog import clock
-from microblog.auth import verification
+from microblog.auth import signup
 from microblog.auth.tokens import VERIFY_EMAIL, make_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
@@ -59,10 +59,8 @@ def test_a_taken_and_a_free_address_get_the_same_answer_and_both_pay_for_a_hash(
 ):
     make_user("susan")
     hashed = []
-    real_hash = verification.hash_password
-    monkeypatch.setattr(
-        verification, "hash_password", lambda pw: hashed.append(pw) or real_hash(pw)
-    )
+    real_hash = signup.hash_password
+    monkeypatch.setattr(signup, "hash_password", lambda pw: hashed.append(pw) or real_hash(pw))
     answers = {}
     for username, address in [("mallory", "SUSAN@example.com"), ("carol", "carol@example.com")]:
         client = app.test_client()
@@ -126,7 +124,7 @@ def test_losing_the_race_for_an_address_is_answered_as_taken(
 ):
     """Two sign-ups with one address can both find it free; the unique index decides."""
     make_user("susan")
-    monkeypatch.setattr(verification, "address_has_account", lambda address: False)
+    monkeypatch.setattr(signup, "address_has_account", lambda address: False)
     response = auth.register("mallory", email="susan@example.com")
     assert response.headers["Location"] == "/auth/login"
     assert "sent an email" in flashes(client.get("/auth/login"))[0]
@@ -342,7 +340,7 @@ def test_the_purge_leaves_an_account_verified_at_the_last_minute(
 def test_the_purge_keeps_an_account_verified_while_it_runs(app, auth, monkeypatch):
     """The owner opens the link between the purge's SELECT and its DELETE."""
     register_days_ago(app, auth, 8, "susan", monkeypatch)
-    real_erase = verification.erase_account
+    real_erase = signup.erase_account
 
     def verified_meanwhile(user, *only_if):
         with db.engine.begin() as other:
@@ -351,7 +349,7 @@ def test_the_purge_keeps_an_account_verified_while_it_runs(app, auth, monkeypatc
             )
         return real_erase(user, *only_if)
 
-    monkeypatch.setattr(verification, "erase_account", verified_meanwhile)
+    monkeypatch.setattr(signup, "erase_account", verified_meanwhile)
     result = app.test_cli_runner().invoke(args=["auth", "purge-unverified"])
     assert "Removed 0 unverified account(s)." in result.output
     assert stored_user(app, "susan") is not None

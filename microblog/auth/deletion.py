@@ -1,32 +1,17 @@
 """Account deletion: the account and everything hanging on it go in one transaction.
 
 The goodbye email is composed in the mail worker like every other email, but
-from the outbox row's `context`: by then the user row is gone.
+from the outbox row's `context` (emails.py): by then the user row is gone.
 """
 
-import json
-import logging
-
 import sqlalchemy as sa
-from flask import flash, redirect, render_template, url_for
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from flask_login import current_user, login_required
 
-from microblog.auth.emails import write_email
-from microblog.auth.forms import DeleteAccountForm
-from microblog.auth.new_device import KnownDevice
-from microblog.auth.routes import bp, config_limit
-from microblog.auth.sessions import SessionRecord, sign_out
-from microblog.auth.throttle import LoginThrottle
+from microblog.auth import audit
+from microblog.auth.emails import GOODBYE
+from microblog.auth.models import KnownDevice, LoginThrottle, SessionRecord
 from microblog.extensions import db
-from microblog.mail.delivery import composer
-from microblog.mail.outbox import SENT, OutboxMessage, defer_email
+from microblog.mail import defer_email, drop_account_mail
 from microblog.models import Post, TimelineEntry, User, followers
-
-audit = logging.getLogger("microblog.audit")
-
-GOODBYE = "account_deleted"
 
 
 def erase_account(user, *only_if):
@@ -64,17 +49,7 @@ def erase_account(user, *only_if):
         )
     )
     db.session.execute(sa.delete(Post).where(Post.user_id == user_id))
-    db.session.execute(
-        sa.delete(OutboxMessage).where(
-            sa.or_(
-                OutboxMessage.user_id == user_id,
-                sa.and_(
-                    OutboxMessage.recipients == json.dumps([address]),
-                    OutboxMessage.state != SENT,
-                ),
-            )
-        )
-    )
+    drop_account_mail(user_id, address)
     db.session.execute(sa.delete(SessionRecord).where(SessionRecord.user_id == user_id))
     db.session.execute(sa.delete(KnownDevice).where(KnownDevice.user_id == user_id))
     db.session.execute(sa.delete(LoginThrottle).where(LoginThrottle.user_id == user_id))
@@ -93,34 +68,4 @@ def delete_account_and_say_goodbye(user):
     context = {"username": username, "locale": locale}
     defer_email(GOODBYE, address, tag=GOODBYE, context=context)
     db.session.commit()
-    audit.info("account.deleted user=%s", user_id)
-
-
-@composer(GOODBYE)
-def compose_goodbye(message):
-    """The goodbye: everything it names comes from the row, the user is gone."""
-    context = message.context or {}
-    return write_email(
-        message,
-        message.recipient_list[0],
-        context.get("locale"),
-        _l("Your account was deleted"),
-        GOODBYE,
-        username=context.get("username", ""),
-    )
-
-
-@bp.route("/delete_account", methods=["GET", "POST"])
-@login_required
-@config_limit("LOGIN_RATE_LIMIT")
-def delete_account():
-    """Delete your account for good, after typing your password."""
-    user = current_user._get_current_object()
-    form = DeleteAccountForm(user)
-    if form.validate_on_submit():
-        said = _("Your account and your posts have been deleted. Goodbye!")  # her language
-        sign_out()  # this device first; every other session goes with the account
-        delete_account_and_say_goodbye(user)
-        flash(said, "info")
-        return redirect(url_for("main.index"))
-    return render_template("auth/delete_account.html", title=_("Delete account"), form=form)
+    audit.record("account.deleted", user=user_id)

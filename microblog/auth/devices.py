@@ -1,74 +1,133 @@
-"""The devices page: where you are signed in, and signing any of them out."""
+"""Known browsers: the device cookie, and the notice of a sign-in from a browser that is news.
 
-import logging
+Each browser gets a long-lived, random device cookie at sign-in (scoped to
+the sign-in page, HttpOnly, SameSite=Lax, Secure like the session cookie).
+The server remembers, per account, the browsers that signed in to it, in a
+table of its own rather than a column of SessionRecord: session records are
+deleted when they end (sign-out, expiry, a password change), and a browser
+must stay known after its owner signs out, or every sign-in would be "new".
+
+A row holds SHA-256(user id, device id), never the device id: the id is 256
+random bits, so a database reader can neither turn a row back into a cookie
+nor tell that two accounts share a browser (the hash differs per account),
+and no key is involved whose rotation would make every browser new at once.
+Several accounts on one browser each know it separately.
+
+A sign-in from a browser this account does not know queues one notice,
+composed in the mail worker from the outbox row's context (emails.py): when,
+which browser and system, the masked address, and the devices page. There
+is no notice while the account knows no browser at all (the first sign-in
+after verification, or an account older than this feature): that browser is
+recorded silently. The unique row makes it one notice per (account, browser),
+however many requests race, and the per-account hourly limit of unasked-for
+email caps someone who clears their cookies at every attempt.
+"""
+
+import hashlib
+import re
+import secrets
+from datetime import timedelta
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, url_for
-from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask import current_app, url_for
+from sqlalchemy.dialects import postgresql, sqlite
 
-from microblog.auth.forms import SignOutDeviceForm
-from microblog.auth.routes import bp
-from microblog.auth.sessions import (
-    SessionRecord,
-    current_record,
-    device_name,
-    live_records,
-    revoke,
-    sign_out,
-)
+from microblog import clock
+from microblog.auth import audit
+from microblog.auth.emails import NEW_SIGN_IN
+from microblog.auth.models import KnownDevice
+from microblog.auth.user_agents import recognise_browser
 from microblog.extensions import db
+from microblog.mail import defer_email
+from microblog.redact import mask_address
 
-audit = logging.getLogger("microblog.audit")
+COOKIE_NAME = "device"
+DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
-@bp.route("/sessions")
-@login_required
-def sessions():
-    """Every device signed in to your account, this one marked."""
-    return render_template(
-        "auth/sessions.html",
-        title=_("Your devices"),
-        records=live_records(current_user),
-        current=current_record(),
-        form=SignOutDeviceForm(),
-        device_name=device_name,
+def fingerprint(user_id, device_id):
+    """What a KnownDevice row holds of a browser: never its device id."""
+    return hashlib.sha256(f"{user_id}:{device_id}".encode()).hexdigest()
+
+
+def note_sign_in_device(user, device_id, user_agent, address):
+    """Remember this browser for `user`; queue the notice if it is new to a known account.
+
+    `device_id` is the browser's device cookie ("" when it sent none), and
+    the id to give it back (`set_device_cookie`) is returned: a new one when
+    the cookie is missing or not one of ours. Runs in the caller's
+    transaction (the sign-in commits it).
+    """
+    if not DEVICE_ID.fullmatch(device_id or ""):  # none, or not one of ours: a new browser
+        device_id = secrets.token_urlsafe(32)
+    now = clock.utcnow()
+    key = fingerprint(user.id, device_id)
+    seen = db.session.execute(
+        sa.update(KnownDevice)
+        .where(KnownDevice.device_hash == key)
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
     )
-
-
-@bp.route("/sessions/<int:record_id>/revoke", methods=["POST"])
-@login_required
-def revoke_session(record_id):
-    """Sign one device out; signing out this one is the ordinary sign-out."""
-    if not SignOutDeviceForm().validate_on_submit():
-        abort(400)
-    record = db.session.scalar(
-        sa.select(SessionRecord).where(
-            SessionRecord.id == record_id, SessionRecord.user_id == current_user.id
+    if seen.rowcount == 0:
+        knows_others = db.session.scalar(
+            sa.select(sa.exists().where(KnownDevice.user_id == user.id))
         )
+        forget_stale_devices(user, now)
+        if insert_device(user.id, key, now) and knows_others:
+            defer_email(
+                NEW_SIGN_IN,
+                user.email,
+                tag=NEW_SIGN_IN,
+                context={
+                    "user_id": user.id,
+                    # Named and formatted by the composer, in the recipient's language.
+                    "when": now.isoformat(timespec="seconds"),
+                    "device": recognise_browser(user_agent),
+                    "address": mask_address(address),
+                },
+            )
+            audit.record("login.new_device", user=user.id)
+    return device_id
+
+
+def set_device_cookie(response, device_id):
+    """Hand the browser its device cookie, renewed for its full lifetime."""
+    config = current_app.config
+    response.set_cookie(
+        COOKIE_NAME,
+        device_id,
+        max_age=config["DEVICE_COOKIE_DURATION"],
+        path=url_for("auth.login"),  # sent with sign-ins only
+        secure=cookie_secure(config),
+        httponly=True,
+        samesite="Lax",
     )
-    if record is None:
-        abort(404)  # another user's record is none of yours
-    if record.id == current_record().id:
-        said = _("You have been signed out.")  # in the language of the user, before they go
-        sign_out()
-        flash(said, "info")
-        return redirect(url_for("auth.login"))
-    revoke([record])
-    audit.info("session.revoked user=%s session=%s", current_user.id, record.id)
-    flash(_("%(device)s has been signed out.", device=device_name(record.device)), "success")
-    return redirect(url_for("auth.sessions"))
+    return response
 
 
-@bp.route("/sessions/revoke_others", methods=["POST"])
-@login_required
-def revoke_other_sessions():
-    """Sign out everywhere else: every device but this one."""
-    if not SignOutDeviceForm().validate_on_submit():
-        abort(400)
-    this = current_record()
-    others = [record for record in live_records(current_user) if record.id != this.id]
-    revoke(others)
-    audit.info("session.revoked_others user=%s count=%s", current_user.id, len(others))
-    flash(_("Every other device has been signed out."), "success")
-    return redirect(url_for("auth.sessions"))
+def cookie_secure(config):
+    """Secure whenever the session cookie is, and always on an https site."""
+    return bool(config["SESSION_COOKIE_SECURE"]) or config["PREFERRED_URL_SCHEME"] == "https"
+
+
+def insert_device(user_id, key, now):
+    """Add the row unless a concurrent sign-in from this browser just did: True if added."""
+    dialect = db.session.get_bind().dialect.name
+    values = {"user_id": user_id, "device_hash": key, "first_seen_at": now, "last_seen_at": now}
+    if dialect in ("postgresql", "sqlite"):
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(KnownDevice).values(values).on_conflict_do_nothing()
+    else:
+        statement = sa.insert(KnownDevice).values(values)
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT.
+    return db.session.scalar(statement.returning(KnownDevice.id)) is not None
+
+
+def forget_stale_devices(user, now):
+    """Rows whose cookie has expired can never match again: delete them."""
+    cutoff = now - timedelta(seconds=current_app.config["DEVICE_COOKIE_DURATION"])
+    db.session.execute(
+        sa.delete(KnownDevice)
+        .where(KnownDevice.user_id == user.id, KnownDevice.last_seen_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )

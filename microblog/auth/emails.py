@@ -1,8 +1,14 @@
-"""What the auth blueprint sends, and how addresses are compared."""
+"""Everything auth sends: one composer per kind of email, and the kinds (tags) they count under.
+
+A flow queues a message of a kind (`defer_email`); the composer registered
+for the kind writes it in the mail worker, in the recipient's stored
+language, or drops it (returns False): the account is gone, or it has had
+its ACCOUNT_EMAILS_PER_HOUR of that kind already. Each kind is capped
+separately, per account.
+"""
 
 import json
-import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from email_validator import validate_email
@@ -10,17 +16,25 @@ from flask import current_app, render_template
 from flask_babel import lazy_gettext as _l
 
 from microblog import clock, i18n
-from microblog.auth.tokens import make_reset_token
+from microblog.auth import audit
+from microblog.auth.models import LoginThrottle
+from microblog.auth.tokens import CHANGE_EMAIL, VERIFY_EMAIL, make_reset_token, make_token
+from microblog.auth.user_agents import name_browser
+from microblog.config import Config
 from microblog.extensions import db
-from microblog.mail.delivery import as_flask_mail, composer
-from microblog.mail.outbox import DROPPED, OutboxMessage, defer_email
+from microblog.mail import composer, count_recent_emails, defer_email, rehearse_send
 from microblog.models import User
 from microblog.redact import mask_email
 from microblog.urls import external_url
 
-audit = logging.getLogger("microblog.audit")
-
+# The kinds; VERIFY_EMAIL and CHANGE_EMAIL are also the purposes of their links (tokens.py).
 RESET_TAG = "password_reset"
+PASSWORD_CHANGED = "password_changed"  # noqa: S105  (an email kind, not a password)
+PAUSE_TAG = "login_paused"
+NEW_SIGN_IN = "new_sign_in"
+ADDRESS_TAKEN = "address_taken"
+CHANGE_NOTICE = "email_change_notice"
+GOODBYE = "account_deleted"
 
 
 def normalize_email(address):
@@ -31,6 +45,62 @@ def normalize_email(address):
     """
     result = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     return result.ascii_email.lower()
+
+
+def user_by_address(address):
+    """The account of a normalised address, or None."""
+    return db.session.scalar(sa.select(User).where(User.email == address))
+
+
+def resolve_email_cap(config):
+    """ACCOUNT_EMAILS_PER_HOUR, or RESET_EMAILS_PER_HOUR (its former name) given on its own.
+
+    Run once the app's configuration is complete: a mapping, `instance/config.py`
+    or a FLASK_ variable that sets the old name still caps the emails, and both
+    names then hold the same number.
+    """
+    former = config.get("RESET_EMAILS_PER_HOUR")
+    if former is not None and config["ACCOUNT_EMAILS_PER_HOUR"] == Config.ACCOUNT_EMAILS_PER_HOUR:
+        config["ACCOUNT_EMAILS_PER_HOUR"] = former
+    config["RESET_EMAILS_PER_HOUR"] = config["ACCOUNT_EMAILS_PER_HOUR"]
+
+
+def within_limit(user, tag):
+    """Whether the account may get one more email of this kind this hour (see the module)."""
+    if count_recent_emails(user, tag) < current_app.config["ACCOUNT_EMAILS_PER_HOUR"]:
+        return True
+    audit.warning(f"{tag}.throttled", user=user.id)
+    return False
+
+
+def write_email(message, recipient, locale, subject, template, **context):
+    """Fill in a deferred message: one recipient, text and HTML parts from one template name.
+
+    `locale` is the recipient's stored language, never the request's: the
+    request that caused the email may come from anyone's browser.
+    """
+    message.recipients = json.dumps([recipient])
+    message.subject, message.text_body, message.html_body = render_email(
+        locale, subject, template, **context
+    )
+    return True
+
+
+def render_email(locale, subject, template, **context):
+    """Subject, text and HTML in `locale`; `subject` is a lazy msgid, translated here.
+
+    The "[Microblog] " prefix is the brand, the same in every language. The
+    subject may hold any character: the sender encodes it (RFC 2047).
+    """
+    with i18n.in_locale(locale):
+        return (
+            f"[Microblog] {subject}",
+            render_template(f"email/{template}.txt", **context),
+            render_template(f"email/{template}.html", **context),
+        )
+
+
+# The password reset.
 
 
 @composer(RESET_TAG)
@@ -44,18 +114,18 @@ def compose_password_reset(message):
     in the time of the requests after it; only the SMTP exchange differs.
     """
     address = message.recipient_list[0]
-    user = db.session.scalar(sa.select(User).where(User.email == address))
+    user = user_by_address(address)
     recipient = user or stand_in(address)
-    limit = current_app.config["RESET_EMAILS_PER_HOUR"]
+    limit = current_app.config["ACCOUNT_EMAILS_PER_HOUR"]
     throttled = count_recent_emails(recipient, RESET_TAG) >= limit
     subject, text_body, html_body = write_reset_email(recipient)
     if user is None or throttled:
-        rehearse_sending(message, subject, text_body, html_body)
+        rehearse_send(message, subject, text_body, html_body)
     if user is None:
-        audit.info("password_reset.unknown_address email=%s", mask_email(address))
+        audit.record("password_reset.unknown_address", email=mask_email(address))
         return False
     if throttled:
-        audit.warning("password_reset.throttled user=%s", user.id)
+        audit.warning("password_reset.throttled", user=user.id)
         return False
     message.user_id = user.id
     message.recipients = json.dumps([user.email])
@@ -75,80 +145,12 @@ def stand_in(address):
     )
 
 
-def rehearse_sending(message, subject, text_body, html_body):
-    """Build the MIME message a send would build, and throw it away.
-
-    Building it is most of the CPU time a sent email costs the worker (about
-    ten times the composing), in the process that answers the next requests.
-    """
-    draft = OutboxMessage(
-        subject=subject,
-        sender=message.sender,
-        recipients=message.recipients,
-        text_body=text_body,
-        html_body=html_body,
-        message_id=message.message_id,
-    )
-    as_flask_mail(draft).as_bytes()
-
-
 def write_reset_email(user):
     """Subject, text and HTML of the reset email for this user, with a fresh link."""
     link = external_url("auth.reset_password_link", token=make_reset_token(user))
     return render_email(
         user.locale, _l("Reset your password"), "reset_password", user=user, link=link
     )
-
-
-def count_recent_emails(user, tag):
-    """Emails of this tag the account was sent, or is about to be, in the past hour.
-
-    Writing the user's row first serialises concurrent composers for one
-    account, across threads, processes and hosts, so the count holds.
-    """
-    db.session.execute(sa.update(User).where(User.id == user.id).values(id=User.id))
-    since = clock.utcnow() - timedelta(hours=1)
-    return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(OutboxMessage)
-        .where(
-            OutboxMessage.tag == tag,
-            OutboxMessage.user_id == user.id,
-            OutboxMessage.kind == "email",
-            OutboxMessage.state != DROPPED,
-            OutboxMessage.created_at >= since,
-        )
-    )
-
-
-def write_email(message, recipient, locale, subject, template, **context):
-    """Fill in a deferred message: one recipient, text and HTML parts from one template name.
-
-    `locale` is the recipient's stored language, never the request's: the
-    request that caused the email may come from anyone's browser.
-    """
-    message.recipients = json.dumps([recipient])
-    message.subject, message.text_body, message.html_body = render_email(
-        locale, subject, template, **context
-    )
-    return True
-
-
-def render_email(locale, subject, template, **context):
-    """Subject, text and HTML in `locale`; `subject` is a lazy msgid, translated here.
-
-    The "[Microblog]" prefix is the brand, the same in every language. The
-    subject may hold any character: the sender encodes it (RFC 2047).
-    """
-    with i18n.in_locale(locale):
-        return (
-            f"[Microblog] {subject}",
-            render_template(f"email/{template}.txt", **context),
-            render_template(f"email/{template}.html", **context),
-        )
-
-
-PASSWORD_CHANGED = "password_changed"  # noqa: S105  (an email kind, not a password)
 
 
 def send_password_changed_notice(user):
@@ -182,4 +184,175 @@ def compose_password_changed(message):
         user=user,
         link=external_url("auth.reset_password_request"),
         when=datetime.fromisoformat(context["when"]),
+    )
+
+
+# Sign-in: a pause, a new browser.
+
+
+@composer(PAUSE_TAG)
+def compose_pause_notice(message):
+    """Tell the owner their sign-in is paused; drop it for keys of unknown names."""
+    row = db.session.get(LoginThrottle, message.recipient_list[0])
+    user = db.session.get(User, row.user_id) if row is not None and row.user_id else None
+    if user is None or row.paused_until is None:
+        return False
+    message.user_id = user.id
+    return write_email(
+        message,
+        user.email,
+        user.locale,
+        _l("Sign-in to your account is paused"),
+        PAUSE_TAG,
+        user=user,
+        paused_at=row.paused_at,
+        paused_until=row.paused_until,
+        addresses=json.loads(row.addresses or "[]"),
+        link=external_url("auth.reset_password_request"),
+        limit=current_app.config["LOGIN_FAILURES_PER_ACCOUNT"],
+    )
+
+
+@composer(NEW_SIGN_IN)
+def compose_new_sign_in(message):
+    """The notice, to the account's current address; dropped if the account is gone."""
+    context = message.context or {}
+    user = db.session.get(User, context.get("user_id") or 0)
+    if user is None or not within_limit(user, NEW_SIGN_IN):
+        return False
+    message.user_id = user.id
+    with i18n.in_locale(user.locale):  # "Firefox on Linux" is a sentence too
+        device = name_browser(*(context.get("device") or (None, None)))
+    return write_email(
+        message,
+        user.email,
+        user.locale,
+        _l("New sign-in to your account"),
+        NEW_SIGN_IN,
+        user=user,
+        when=datetime.fromisoformat(context["when"]),
+        device=device,
+        address=context.get("address"),
+        sessions=external_url("auth.sessions"),
+        change_password=external_url("auth.change_password"),
+    )
+
+
+# Sign-up: the verification link, and "someone tried to use your address".
+
+
+@composer(VERIFY_EMAIL)
+def compose_verification(message):
+    """The verification link, for an account still waiting for it; dropped otherwise."""
+    user = user_by_address(message.recipient_list[0])
+    if user is None or user.email_verified:
+        audit.record("verify_email.not_needed", email=mask_email(message.recipient_list[0]))
+        return False
+    if not within_limit(user, VERIFY_EMAIL):
+        return False
+    link = external_url("auth.verify_email", token=make_token(user, VERIFY_EMAIL))
+    message.user_id = user.id
+    return write_email(
+        message,
+        user.email,
+        user.locale,
+        _l("Verify your email address"),
+        "verify_email",
+        user=user,
+        link=link,
+    )
+
+
+@composer(ADDRESS_TAKEN)
+def compose_address_taken(message):
+    """Tell the owner that someone tried to use their address; dropped if it has no owner now."""
+    owner = user_by_address(message.recipient_list[0])
+    attempt = (message.context or {}).get("attempt", "register")
+    return owner is not None and notify_owner(message, owner, attempt)
+
+
+def notify_owner(message, owner, attempt):
+    """Write the "someone tried" notice to `owner`, within the per-account limit."""
+    if not within_limit(owner, ADDRESS_TAKEN):
+        return False
+    message.user_id = owner.id
+    message.tag = ADDRESS_TAKEN
+    links = {
+        "login": external_url("auth.login"),
+        "reset": external_url("auth.reset_password_request"),
+    }
+    return write_email(
+        message,
+        owner.email,
+        owner.locale,
+        _l("Someone tried to use your email address"),
+        ADDRESS_TAKEN,
+        user=owner,
+        attempt=attempt,
+        **links,
+    )
+
+
+# The email change: the link to the new address, the notice to the current one.
+
+
+@composer(CHANGE_EMAIL)
+def compose_email_change(message):
+    """The confirmation link to the new address, or the notice to the address's owner."""
+    new_address = message.recipient_list[0]
+    user = db.session.get(User, message.user_id)
+    if user is None or user.email == new_address:
+        return False
+    owner = user_by_address(new_address)
+    if owner is not None:
+        return notify_owner(message, owner, "change_email")
+    if not within_limit(user, CHANGE_EMAIL):
+        return False
+    token = make_token(user, CHANGE_EMAIL, email=new_address)
+    link = external_url("auth.confirm_email", token=token)
+    return write_email(
+        message,
+        new_address,
+        user.locale,
+        _l("Confirm your new email address"),
+        "change_email",
+        user=user,
+        link=link,
+    )
+
+
+@composer(CHANGE_NOTICE)
+def compose_change_notice(message):
+    """Tell the current address that a change was asked for, and what to do if not by them."""
+    user = db.session.get(User, message.user_id)
+    if user is None or not within_limit(user, CHANGE_NOTICE):
+        return False
+    masked = (message.context or {}).get("new", "***")
+    link = external_url("auth.reset_password_request")
+    return write_email(
+        message,
+        message.recipient_list[0],
+        user.locale,
+        _l("A change of your email address was requested"),
+        CHANGE_NOTICE,
+        user=user,
+        new_address=masked,
+        link=link,
+    )
+
+
+# Deletion.
+
+
+@composer(GOODBYE)
+def compose_goodbye(message):
+    """The goodbye: everything it names comes from the row, the user is gone."""
+    context = message.context or {}
+    return write_email(
+        message,
+        message.recipient_list[0],
+        context.get("locale"),
+        _l("Your account was deleted"),
+        GOODBYE,
+        username=context.get("username", ""),
     )

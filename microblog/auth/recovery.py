@@ -1,17 +1,23 @@
-"""The password-reset flow, outside of HTTP: request it, then complete it."""
+"""The password flows, outside of HTTP: request a reset, complete it, change the password."""
 
-import logging
+import enum
 
 import sqlalchemy as sa
 
+from microblog.auth import audit, throttle
 from microblog.auth.emails import RESET_TAG, send_password_changed_notice
 from microblog.auth.passwords import hash_password
+from microblog.auth.sessions import sign_in
+from microblog.auth.tokens import user_for_reset_token
 from microblog.extensions import db
-from microblog.mail.outbox import defer_email
+from microblog.mail import defer_email
 from microblog.models import User, mark_email_verified, new_session_token
 from microblog.redact import mask_email
 
-audit = logging.getLogger("microblog.audit")
+
+class RecoveryOutcome(enum.Enum):
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105  (an outcome, not a password)
+    CHANGED_MEANWHILE = "changed_meanwhile"
 
 
 def request_password_reset(address):
@@ -22,7 +28,15 @@ def request_password_reset(address):
     """
     defer_email(RESET_TAG, address, tag=RESET_TAG)
     db.session.commit()
-    audit.info("password_reset.requested email=%s", mask_email(address))
+    audit.record("password_reset.requested", email=mask_email(address))
+
+
+def user_for_reset_link(token):
+    """The account a live reset link may reset, or None (recorded: the link was refused)."""
+    user = user_for_reset_token(token)
+    if user is None:
+        audit.record("password_reset.rejected", reason="invalid_token")
+    return user
 
 
 def replace_password(user, new_password):
@@ -48,11 +62,29 @@ def replace_password(user, new_password):
 
 
 def complete_password_reset(user, new_password):
-    """Set the new password from a reset link; False when the link was used meanwhile."""
+    """Set the new password from a reset link; False when the link was used meanwhile.
+
+    The link proved the address, as a verification link does, and that the
+    owner holds the mailbox: a sign-in pause is lifted.
+    """
     if not replace_password(user, new_password):
-        audit.warning("password_reset.rejected reason=already_used user=%s", user.id)
+        audit.warning("password_reset.rejected", reason="already_used", user=user.id)
         return False
-    mark_email_verified(user.id)  # the link proved the address, as a verification link does
+    mark_email_verified(user.id)
     db.session.commit()
-    audit.info("password_reset.completed user=%s", user.id)
+    audit.record("password_reset.completed", user=user.id)
+    throttle.lift(user)
     return True
+
+
+def change_password(user, new_password, remembered, user_agent, address):
+    """Change the password of a signed-in user: this session goes on, every other one ends.
+
+    The rotated session token ended this session's record too: it is signed
+    in again under the new one, remembered as it was.
+    """
+    if not replace_password(user, new_password):
+        return RecoveryOutcome.CHANGED_MEANWHILE
+    sign_in(db.session.get(User, user.id), remembered, user_agent, address)
+    audit.record("password_change.completed", user=user.id)
+    return RecoveryOutcome.PASSWORD_CHANGED

@@ -11,17 +11,17 @@ it, which ends every record at once).
 """
 
 import hashlib
-import re
 import secrets
 from datetime import timedelta
 
 import sqlalchemy as sa
-import sqlalchemy.orm as so
-from flask import current_app, g, request, session
-from flask_babel import gettext
+from flask import current_app, g, session
 from flask_login import current_user, login_user, logout_user
 
 from microblog import clock
+from microblog.auth import audit
+from microblog.auth.models import SessionRecord
+from microblog.auth.user_agents import describe_browser
 from microblog.extensions import db, login
 from microblog.models import User
 from microblog.redact import mask_address
@@ -30,95 +30,14 @@ from microblog.redact import mask_address
 KEPT_AT_SIGN_IN = ("_flashes",)
 
 
-class SessionRecord(db.Model):
-    __tablename__ = "session_record"
-
-    id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    # SHA-256 (hex) of the id the cookies carry; never the id itself.
-    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
-    user_id: so.Mapped[int] = so.mapped_column(
-        sa.ForeignKey(User.id, ondelete="CASCADE"), index=True
-    )
-    # The user's session_token when the record was made: a rotation ends it.
-    user_token: so.Mapped[str] = so.mapped_column(sa.String(64))
-    created_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
-    last_seen_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime, default=clock.utcnow)
-    expires_at: so.Mapped[sa.DateTime] = so.mapped_column(sa.DateTime)
-    revoked_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    remembered: so.Mapped[bool] = so.mapped_column(default=False)
-    device: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
-    address: so.Mapped[str] = so.mapped_column(sa.String(64), default="")
-
-    def __repr__(self):
-        return f"<SessionRecord {self.id} user={self.user_id}>"
-
-    def is_live(self, user, now):
-        """Usable now: not revoked, not expired, not ended by a password change."""
-        if self.revoked_at is not None or now >= self.expires_at:
-            return False
-        if user.session_token != self.user_token:
-            return False
-        idle = timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
-        return self.remembered or now - self.last_seen_at < idle
-
-
 def digest(session_id):
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-BROWSERS = [  # order matters: Edge and Opera say "Chrome", Chrome says "Safari"
-    ("Edge", r"Edg(?:e|A|iOS)?/"),
-    ("Opera", r"OPR/|Opera"),
-    ("Samsung Internet", r"SamsungBrowser/"),
-    ("Firefox", r"Firefox/|FxiOS/"),
-    ("Chrome", r"Chrome/|CriOS/|HeadlessChrome/"),
-    ("Safari", r"Safari/"),
-    ("curl", r"^curl/"),
-    ("Python", r"python-requests|python-urllib|Werkzeug"),
-]
-SYSTEMS = [  # Android says "Linux", iOS says "Mac OS X"
-    ("Android", r"Android"),
-    ("iOS", r"iPhone|iPad|iPod"),
-    ("Windows", r"Windows"),
-    ("macOS", r"Macintosh|Mac OS X"),
-    ("ChromeOS", r"CrOS"),
-    ("Linux", r"Linux|X11"),
-]
-
-
-def describe_device(user_agent):
-    """ "Firefox on Linux": what a person recognises on the devices page, nothing more."""
-    return name_device(*recognise_device(user_agent))
-
-
-def recognise_device(user_agent):
-    """The names of the browser and of the system in a User-Agent; None for one not known."""
-    user_agent = (user_agent or "")[:512]
-    browser = next((name for name, rx in BROWSERS if re.search(rx, user_agent)), None)
-    system = next((name for name, rx in SYSTEMS if re.search(rx, user_agent)), None)
-    return browser, system
-
-
-def name_device(browser, system):
-    """ "Firefox on Linux", "Firefox на Linux": the names, in the current language."""
-    if browser and system:
-        return gettext("%(browser)s on %(system)s", browser=browser, system=system)
-    return browser or system or gettext("Unknown device")
-
-
-def device_name(description):
-    """A stored description ("Firefox on Linux") in the page's language; names stay as they are.
-
-    The record keeps the English words (one row, read by pages in any language).
-    """
-    browser, on, system = description.partition(" on ")
-    if on:
-        return name_device(browser, system)
-    return name_device(None, None) if description == "Unknown device" else description
-
-
-def sign_in(user, remember=False):
+def sign_in(user, remember, user_agent, address):
     """Start a session record and put its id in the cookies.
+
+    `user_agent` and `address` are the browser's, for the devices page.
 
     The old session is cleared first (keeping only the flashed messages), so
     the session id and the CSRF secret change and nothing from before
@@ -139,8 +58,8 @@ def sign_in(user, remember=False):
         last_seen_at=now,
         expires_at=now + timedelta(seconds=_seconds(lifetime)),
         remembered=bool(remember),
-        device=describe_device(request.user_agent.string)[:64],
-        address=mask_address(request.remote_addr),
+        device=describe_browser(user_agent)[:64],
+        address=mask_address(address),
     )
     forget_ended_records(user, now)
     db.session.add(record)
@@ -239,6 +158,29 @@ def live_records(user):
         .order_by(SessionRecord.last_seen_at.desc(), SessionRecord.id.desc())
     )
     return [record for record in records if record.is_live(user, now)]
+
+
+def record_of(user, record_id):
+    """One of the user's own records by its id, or None (another user's is none of theirs)."""
+    return db.session.scalar(
+        sa.select(SessionRecord).where(
+            SessionRecord.id == record_id, SessionRecord.user_id == user.id
+        )
+    )
+
+
+def sign_out_device(user, record):
+    """Sign one other device of the user out."""
+    revoke([record])
+    audit.record("session.revoked", user=user.id, session=record.id)
+
+
+def sign_out_other_devices(user):
+    """Sign out every device of the user but this one."""
+    this = current_record()
+    others = [record for record in live_records(user) if record.id != this.id]
+    revoke(others)
+    audit.record("session.revoked_others", user=user.id, count=len(others))
 
 
 def no_store_when_signed_in(response):

@@ -16,48 +16,21 @@ Keys are hashes, so no typed name or address is stored.
 
 import hashlib
 import json
-import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import current_app
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.dialects import postgresql, sqlite
 
 from microblog import clock
-from microblog.auth.emails import write_email
+from microblog.auth import audit
+from microblog.auth.emails import PAUSE_TAG
+from microblog.auth.models import LoginThrottle
 from microblog.extensions import db
-from microblog.mail.delivery import composer
-from microblog.mail.outbox import defer_email
-from microblog.models import User
+from microblog.mail import defer_email
 from microblog.redact import mask_address
-from microblog.urls import external_url
 
-audit = logging.getLogger("microblog.audit")
-
-PAUSE_TAG = "login_paused"
 MAX_ADDRESSES = 10  # masked addresses remembered for the owner's email
-
-
-class LoginThrottle(db.Model):
-    __tablename__ = "login_throttle"
-
-    # SHA-256 of "user:<id>" for an account, of "name:<folded identifier>" otherwise.
-    key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
-    user_id: so.Mapped[int | None] = so.mapped_column(
-        sa.ForeignKey(User.id, ondelete="CASCADE"), index=True
-    )
-    failures: so.Mapped[int] = so.mapped_column(default=0)
-    window_started_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    paused_until: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    paused_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
-    # Pauses since the last success or reset: each one lasts twice as long.
-    pauses: so.Mapped[int] = so.mapped_column(default=0)
-    addresses: so.Mapped[str] = so.mapped_column(sa.Text, default="[]")  # JSON, masked
-
-    def __repr__(self):
-        return f"<LoginThrottle user={self.user_id} failures={self.failures}>"
 
 
 def throttle_key(user, folded_identifier):
@@ -128,7 +101,7 @@ def count_attempt(key, user, address):
         # One email per pause, composed in the mail worker; for an unknown
         # name the composer finds no account and drops it (same writes here).
         defer_email(PAUSE_TAG, key, tag=PAUSE_TAG)
-        audit.warning("login.paused user=%s pauses=%s", row.user_id, row.pauses)
+        audit.warning("login.paused", user=row.user_id, pauses=row.pauses)
     db.session.commit()
     return None, started
 
@@ -158,26 +131,3 @@ def clear(key):
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-
-
-@composer(PAUSE_TAG)
-def compose_pause_notice(message):
-    """Tell the owner their sign-in is paused; drop it for keys of unknown names."""
-    row = db.session.get(LoginThrottle, message.recipient_list[0])
-    user = db.session.get(User, row.user_id) if row is not None and row.user_id else None
-    if user is None or row.paused_until is None:
-        return False
-    message.user_id = user.id
-    return write_email(
-        message,
-        user.email,
-        user.locale,
-        _l("Sign-in to your account is paused"),
-        PAUSE_TAG,
-        user=user,
-        paused_at=row.paused_at,
-        paused_until=row.paused_until,
-        addresses=json.loads(row.addresses or "[]"),
-        link=external_url("auth.reset_password_request"),
-        limit=current_app.config["LOGIN_FAILURES_PER_ACCOUNT"],
-    )

@@ -1,8 +1,8 @@
 """Emailed link tokens: signed JWTs bound to one purpose and one state of the account.
 
-A token carries a fingerprint (an HMAC, never the hash itself) of its
+A token carries a link binding (an HMAC, never the hash itself) of its
 purpose, the user's password hash and email address. Resetting or changing
-the password, or changing the email address, changes the fingerprint: every
+the password, or changing the email address, changes the binding: every
 earlier token stops matching, without a token table. A token of one purpose
 (a verification link) is never accepted for another (a reset).
 """
@@ -46,7 +46,7 @@ def looks_like_token(token):
     )
 
 
-def fingerprint(user, purpose=RESET):
+def link_binding(user, purpose=RESET):
     """What a token must match: it changes with the password hash and the email address."""
     key = current_app.config["SECRET_KEY"].encode()
     material = f"{purpose}\0{user.password_hash}\0{user.email}".encode()
@@ -61,7 +61,7 @@ def make_token(user, purpose, **claims):
         purpose=purpose,
         iat=now,
         exp=now + timedelta(seconds=current_app.config[LIFETIMES[purpose]]),
-        fp=fingerprint(user, purpose),
+        fp=link_binding(user, purpose),
     )
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
 
@@ -69,7 +69,7 @@ def make_token(user, purpose, **claims):
 def read_token(token, purpose, *required):
     """The claims of a well-formed, signed, unexpired token of this purpose, else None.
 
-    The fingerprint is not compared here (see `user_for_token`): a caller may
+    The binding is not compared here (see `user_for_token`): a caller may
     want to tell "already done" from "not valid".
     """
     if not looks_like_token(token):
@@ -92,7 +92,7 @@ def read_token(token, purpose, *required):
 def user_for_claims(claims, purpose):
     """The user the claims name, if the account is still as it was when they were signed."""
     user = db.session.get(User, int(claims["sub"]))
-    if user is None or not hmac.compare_digest(str(claims["fp"]), fingerprint(user, purpose)):
+    if user is None or not hmac.compare_digest(str(claims["fp"]), link_binding(user, purpose)):
         return None
     return user
 

@@ -1,10 +1,27 @@
-"""Email: the outbox every message goes through, its workers and its commands."""
+"""Email: the outbox every message goes through, its workers and its commands.
+
+What other packages may use of mail is exported here, and only here.
+"""
 
 from microblog.mail import error_reports, metrics, workers
 from microblog.mail.cli import mail_cli
-from microblog.mail.outbox import send_email
+from microblog.mail.delivery import composer, rehearse_send
+from microblog.mail.outbox import (
+    count_recent_emails,
+    defer_email,
+    drop_account_mail,
+    send_email,
+)
 
-__all__ = ["init_app", "send_email"]
+__all__ = [
+    "composer",
+    "count_recent_emails",
+    "defer_email",
+    "drop_account_mail",
+    "init_app",
+    "rehearse_send",
+    "send_email",
+]
 
 
 def init_app(app):

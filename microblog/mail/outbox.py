@@ -18,6 +18,7 @@ from flask import current_app
 
 from microblog import clock
 from microblog.extensions import db
+from microblog.models import User
 
 PENDING, SENDING, SENT, FAILED, DROPPED = "pending", "sending", "sent", "failed", "dropped"
 STATES = (PENDING, SENDING, SENT, FAILED, DROPPED)
@@ -103,6 +104,46 @@ def defer_email(kind, recipient, *, tag=None, context=None):
     """
     return _enqueue(
         new_message("", None, [recipient], "", None, kind=kind, tag=tag, context=context)
+    )
+
+
+def count_recent_emails(user, tag):
+    """Emails of this tag the account was sent, or is about to be, in the past hour.
+
+    Writing the user's row first serialises concurrent composers for one
+    account, across threads, processes and hosts, so the count holds.
+    """
+    db.session.execute(sa.update(User).where(User.id == user.id).values(id=User.id))
+    since = clock.utcnow() - timedelta(hours=1)
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.tag == tag,
+            OutboxMessage.user_id == user.id,
+            OutboxMessage.kind == "email",
+            OutboxMessage.state != DROPPED,
+            OutboxMessage.created_at >= since,
+        )
+    )
+
+
+def drop_account_mail(user_id, address):
+    """Delete an account's mail in the caller's transaction, so none is sent after it goes.
+
+    Composed rows carry the account's id; deferred rows still waiting for
+    their composer carry only the address.
+    """
+    db.session.execute(
+        sa.delete(OutboxMessage).where(
+            sa.or_(
+                OutboxMessage.user_id == user_id,
+                sa.and_(
+                    OutboxMessage.recipients == json.dumps([address]),
+                    OutboxMessage.state != SENT,
+                ),
+            )
+        )
     )
 
 

@@ -85,8 +85,9 @@ def production_hash():
 def seed(database_url, accounts):
     """Verified accounts sharing one real hash, and the two pauses."""
     from microblog import clock
+    from microblog.auth.models import LoginThrottle
     from microblog.auth.signin import find_account
-    from microblog.auth.throttle import LoginThrottle, throttle_key
+    from microblog.auth.throttle import throttle_key
     from microblog.extensions import db
     from microblog.models import User
 
