@@ -2,14 +2,14 @@
 
 import sqlalchemy as sa
 
-from conftest import PASSWORD, AuthActions, flashes
 from microblog.auth.new_device import KnownDevice
 from microblog.auth.sessions import SessionRecord
 from microblog.auth.throttle import LoginThrottle
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import Post, TimelineEntry, User, followers
-from smtp_server import html_of, text_of
+from support.auth import PASSWORD, AuthActions, flashes
+from support.smtp import html_of, text_of
 
 
 def rows_of(app, user_id, address):

@@ -3,9 +3,9 @@
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, flashes
 from microblog.extensions import db
 from microblog.models import User
+from support.auth import PASSWORD, flashes
 
 
 def stored_user(app, username):

@@ -5,10 +5,10 @@ import stat
 
 import pytest
 
-from conftest import TEST_SECRET_KEY, test_config
 from microblog import create_app
 from microblog.config import Config, database_url
 from microblog.extensions import db
+from support.app import TEST_SECRET_KEY, test_config
 
 
 def production(**overrides):

@@ -4,10 +4,10 @@ import pytest
 import sqlalchemy as sa
 from test_password_reset import NEW_PASSWORD
 
-from conftest import PASSWORD, AuthActions, flashes, reset_link
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
-from smtp_server import text_of
+from support.auth import PASSWORD, AuthActions, flashes, reset_link
+from support.smtp import text_of
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD
 from microblog.auth.passwords import verify_password
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.models import User
+from support.auth import PASSWORD
 
 HTTPS = "https://localhost"
 NEW_PASSWORD = "a brand new passphrase, never used"

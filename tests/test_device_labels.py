@@ -6,9 +6,9 @@ found, and one same label for every agent with neither part.
 
 import sqlalchemy as sa
 
-from conftest import PASSWORD
 from microblog.auth.sessions import SessionRecord
 from microblog.extensions import db
+from support.auth import PASSWORD
 
 FIREFOX_ON_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
 

@@ -5,12 +5,12 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, email_link, flashes, last_email, reset_link
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
-from smtp_server import html_of, text_of
+from support.auth import PASSWORD, email_link, flashes, last_email, reset_link
+from support.smtp import html_of, text_of
 
 CONFIRM = "Confirm your new email address"
 NOTICE = "A change of your email address was requested"

@@ -9,11 +9,11 @@ address.
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD
 from microblog.auth.emails import count_recent_emails
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
+from support.auth import PASSWORD
 
 
 @pytest.mark.settings(RESET_EMAILS_PER_HOUR=2)

@@ -9,13 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from test_outbox_delivery import outbox_rows
 
-from conftest import build_app, close_app
 from microblog import clock
 from microblog.extensions import db
 from microblog.mail.error_reports import OutboxHandler
 from microblog.mail.outbox import OutboxMessage
 from microblog.mail.workers import dispatcher
 from microblog.models import User
+from support.app import build_app, close_app
 
 pytestmark = pytest.mark.settings(
     ADMINS=["admin@example.com"],

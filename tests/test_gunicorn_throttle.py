@@ -3,16 +3,17 @@
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from test_gunicorn import Visitor, gunicorn, register, sign_in  # noqa: F401  (gunicorn: fixture)
 
-from conftest import PASSWORD
+from support.auth import PASSWORD
+from support.gunicorn import register, sign_in
+from support.visitor import Visitor
 
 pytestmark = pytest.mark.gunicorn
 
 LIMIT = 10  # LOGIN_FAILURES_PER_ACCOUNT, the default an operator gets
 
 
-def test_guesses_spread_over_both_workers_pause_the_account_once(gunicorn, smtp):  # noqa: F811
+def test_guesses_spread_over_both_workers_pause_the_account_once(gunicorn, smtp):
     register(Visitor(gunicorn.base_url), "susan", smtp)
 
     def guess(n):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from conftest import close_app, test_config
 from microblog import create_app
-from smtp_server import free_port
+from support.app import close_app, test_config
+from support.ports import free_port
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from urllib.parse import quote, urlencode
 import pytest
 from flask_wtf import FlaskForm
 
-from conftest import PASSWORD
 from microblog.forms import CONTROL_CHARACTER_ERROR, Form
+from support.auth import PASSWORD
 
 HOSTILE = [
     "\x00",

@@ -5,9 +5,10 @@ from urllib.parse import urlsplit
 import click
 import pytest
 
-from conftest import PASSWORD, TEST_SECRET_KEY, reset_link, test_config
 from microblog import create_app
-from smtp_server import text_of
+from support.app import TEST_SECRET_KEY, test_config
+from support.auth import PASSWORD, reset_link
+from support.smtp import text_of
 
 NEW_PASSWORD = "a brand new passphrase, never used"
 FORWARDED = {

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from babel.messages.extract import extract_python
 from flask import abort
 
-from conftest import PASSWORD, AuthActions, flashes
 from microblog import clock
 from microblog.auth import strength
 from microblog.auth.passwords import HashingBusy
@@ -28,7 +27,8 @@ from microblog.auth.sessions import SessionRecord, digest
 from microblog.auth.tokens import CHANGE_EMAIL, make_reset_token, make_token
 from microblog.extensions import db
 from microblog.models import User
-from untranslated import assert_nothing_leaks, visible
+from support.auth import PASSWORD, AuthActions, flashes
+from support.untranslated import assert_nothing_leaks, visible
 
 RUSSIAN = {"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}
 ENGLISH = {"Accept-Language": "en-GB,en;q=0.9"}
@@ -62,7 +62,7 @@ def set_locale(app, username, locale):
         db.session.commit()
 
 
-class Visitor:
+class Stranger:
     """Someone signed out: their browser's Accept-Language chooses."""
 
     def __init__(self, app, client):
@@ -73,7 +73,7 @@ class Visitor:
         return self.client.open(path, method=method, headers=headers, **kwargs)
 
 
-class Member(Visitor):
+class Member(Stranger):
     """Susan, signed in: her stored locale chooses, and her browser asks for the other one."""
 
     def __init__(self, app, client):
@@ -89,7 +89,7 @@ class Member(Visitor):
 @pytest.fixture
 def visitor(app, client, make_user):
     make_user("susan")
-    return Visitor(app, client)
+    return Stranger(app, client)
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def member(app, client, make_user):
 @pytest.fixture(params=["visitor", "member"])
 def anyone(request, app, client, make_user):
     make_user("susan")
-    return {"visitor": Visitor, "member": Member}[request.param](app, client)
+    return {"visitor": Stranger, "member": Member}[request.param](app, client)
 
 
 def both(who, path, status, method="GET", **kwargs):

@@ -12,11 +12,11 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, last_email
 from microblog.extensions import db
 from microblog.mail.outbox import DROPPED, OutboxMessage
 from microblog.models import User
-from smtp_server import html_of, text_of
+from support.auth import PASSWORD, last_email
+from support.smtp import html_of, text_of
 
 OTHER = {"en": "ru", "ru": "en"}
 NEW_ADDRESS = "susan.new@example.com"

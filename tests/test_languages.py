@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from flask import template_rendered
 from test_i18n_emails import set_locale, stored_locale
 
-from conftest import flashes
 from microblog.extensions import db
 from microblog.i18n import LANGUAGE_COOKIE
 from microblog.models import User
+from support.auth import flashes
 
 HTML_LANG = re.compile(r'<html lang="([^"]+)"')
 

@@ -8,11 +8,11 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, flashes, reset_link
 from microblog import clock
 from microblog.auth.throttle import LoginThrottle
 from microblog.extensions import db
-from smtp_server import html_of, text_of
+from support.auth import PASSWORD, flashes, reset_link
+from support.smtp import html_of, text_of
 
 NEW_PASSWORD = "a brand new passphrase, never used"
 ADDRESSES = [f"198.51.{n}.{10 + n}" for n in range(6)]

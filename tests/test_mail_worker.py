@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from test_outbox_delivery import outbox_rows, queue_emails
 
-from conftest import TEST_SECRET_KEY
+from support.app import TEST_SECRET_KEY
 
 REPO = Path(__file__).resolve().parent.parent
 

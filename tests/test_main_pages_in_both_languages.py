@@ -17,7 +17,7 @@ from test_languages import language_of
 from microblog import clock
 from microblog.extensions import db
 from microblog.models import Post, User
-from untranslated import assert_nothing_leaks, visible
+from support.untranslated import assert_nothing_leaks, visible
 
 ABOUT_BOB = "Lorem ipsum"  # no word of the catalog in the test's own text
 

@@ -6,9 +6,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_outbox_delivery import queue_emails
 
-from conftest import build_app, close_app
 from microblog.extensions import db
 from microblog.mail import metrics
+from support.app import build_app, close_app
 
 TOKEN = "metrics-token-for-the-tests-0123456789"
 
@@ -122,7 +122,7 @@ def test_each_kind_of_account_email_is_counted_under_its_own_tag(
     app, client, auth, make_user, deliver
 ):
     """What an operator graphs per kind: every deferring call site names its kind."""
-    from conftest import PASSWORD, AuthActions
+    from support.auth import PASSWORD, AuthActions
 
     new_password = "a brand new passphrase, never used"
     auth.register("amy")  # verify_email

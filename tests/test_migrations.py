@@ -6,9 +6,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from conftest import test_config
 from microblog import create_app
 from microblog.extensions import db
+from support.app import test_config
 
 TABLES = {
     "user",

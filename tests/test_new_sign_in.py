@@ -7,20 +7,16 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from test_gunicorn import (  # noqa: F401  (gunicorn: a fixture)
-    Visitor,
-    database_url_for_env,
-    gunicorn,
-    register,
-)
-from test_gunicorn import sign_in as gunicorn_sign_in
 
-from conftest import PASSWORD, AuthActions, last_email
 from microblog import clock
 from microblog.auth.new_device import COOKIE_NAME, KnownDevice, fingerprint
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
-from smtp_server import html_of, text_of
+from support.auth import PASSWORD, AuthActions, last_email
+from support.gunicorn import database_url_for_env, register
+from support.gunicorn import sign_in as gunicorn_sign_in
+from support.smtp import html_of, text_of
+from support.visitor import Visitor
 
 NOTICE = "New sign-in to your account"
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -295,7 +291,7 @@ def test_nothing_sensitive_reaches_the_log(app, make_user, deliver, smtp, caplog
 
 @pytest.mark.gunicorn
 def test_under_gunicorn_a_second_browser_gets_the_owner_one_notice(
-    gunicorn,  # noqa: F811
+    gunicorn,
     database_url,
     smtp,
 ):

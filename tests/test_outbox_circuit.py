@@ -12,11 +12,11 @@ import pytest
 from test_outbox_delivery import RawServer, outbox_rows, queue_emails
 from test_outbox_workers import records_of, wait_until
 
-from conftest import build_app, close_app
 from microblog import clock
 from microblog.mail.circuit import Circuit
 from microblog.mail.workers import dispatcher
-from smtp_server import SmtpServer
+from support.app import build_app, close_app
+from support.smtp import SmtpServer
 
 pytestmark = pytest.mark.settings(
     MAIL_WORKERS=2, MAIL_POLL_INTERVAL=0.05, MAIL_PROBE_MIN_DELAY=0.05, MAIL_PROBE_MAX_DELAY=0.4

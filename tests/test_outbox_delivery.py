@@ -14,7 +14,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from conftest import build_app, close_app, delivering
 from microblog import clock
 from microblog.extensions import db
 from microblog.mail import send_email
@@ -27,6 +26,7 @@ from microblog.mail.delivery import (
     record_failure,
 )
 from microblog.mail.outbox import OutboxMessage, claim_next
+from support.app import build_app, close_app, delivering
 
 
 def queue_emails(app, count, recipients=None, commit_each=False):

@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy.orm as so
 from test_outbox_delivery import outbox_rows, queue_emails
 
-from conftest import delivering
 from microblog import clock
 from microblog.extensions import db
 from microblog.mail import delivery
 from microblog.mail.delivery import lease_seconds, send_bound
 from microblog.mail.outbox import claim_batch, renew_lease
+from support.app import delivering
 
 
 class SlowSends:

@@ -12,12 +12,13 @@ import pytest
 from flask import current_app
 from test_outbox_delivery import outbox_rows, queue_emails
 
-from conftest import build_app, close_app, reset_link
 from microblog.extensions import db
 from microblog.mail import delivery
 from microblog.mail.outbox import defer_email
 from microblog.mail.workers import dispatcher
-from smtp_server import SmtpServer
+from support.app import build_app, close_app
+from support.auth import reset_link
+from support.smtp import SmtpServer
 
 pytestmark = pytest.mark.settings(MAIL_WORKERS=2, MAIL_POLL_INTERVAL=0.05)
 

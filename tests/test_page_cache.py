@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import PASSWORD, flashes
+from support.auth import PASSWORD, flashes
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 

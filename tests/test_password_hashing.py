@@ -7,7 +7,6 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from conftest import PASSWORD, counting_queries
 from microblog import clock
 from microblog.auth import passwords, signin
 from microblog.auth.passwords import (
@@ -20,6 +19,8 @@ from microblog.auth.passwords import (
 from microblog.config import Config
 from microblog.extensions import db
 from microblog.models import User
+from support.app import counting_queries
+from support.auth import PASSWORD
 
 DEFAULTS = {
     "PASSWORD_ARGON2_MEMORY_KIB": Config.PASSWORD_ARGON2_MEMORY_KIB,

@@ -4,11 +4,11 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from conftest import PASSWORD, AuthActions
 from microblog.auth.passwords import common_passwords, verify_password
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.models import User
+from support.auth import PASSWORD, AuthActions
 
 TOO_SHORT = "Use at least 15 characters"
 TOO_LONG = "Use at most 256 characters."

@@ -4,8 +4,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from conftest import PASSWORD, flashes, reset_link
-from smtp_server import html_of, text_of
+from support.auth import PASSWORD, flashes, reset_link
+from support.smtp import html_of, text_of
 
 NEW_PASSWORD = "a brand new passphrase, never used"
 

@@ -5,10 +5,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, AuthActions, reset_link
 from microblog.auth.passwords import verify_password
 from microblog.extensions import db
 from microblog.models import User
+from support.auth import PASSWORD, AuthActions, reset_link
 
 NEW_PASSWORD = "a brand new passphrase, never used"
 TOO_EASY = "Too easy to guess"

@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from conftest import PASSWORD
+from support.auth import PASSWORD
 
 pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True)
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from conftest import counting_queries
 from microblog import clock
 from microblog.extensions import db
 from microblog.models import Post, User, followers
+from support.app import counting_queries
 
 AUTHORS = ("bob", "carol", "dave")
 PER_PAGE = 25

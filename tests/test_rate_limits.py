@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, build_app, close_app
 from microblog import clock
 from microblog.auth import emails
 from microblog.auth.tokens import make_reset_token
@@ -16,6 +15,8 @@ from microblog.extensions import db
 from microblog.mail.delivery import deliver_due
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
+from support.app import build_app, close_app
+from support.auth import PASSWORD
 
 ANOTHER_IP = {"REMOTE_ADDR": "203.0.113.9"}
 NEW_PASSWORD = "a brand new passphrase, never used"

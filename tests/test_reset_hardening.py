@@ -7,14 +7,14 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, AuthActions, flashes, reset_link
 from microblog.auth import recovery
 from microblog.auth.passwords import hash_password, verify_password
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
-from smtp_server import html_of, text_of
+from support.auth import PASSWORD, AuthActions, flashes, reset_link
+from support.smtp import html_of, text_of
 
 NEW_PASSWORD = "a brand new passphrase, never used"
 

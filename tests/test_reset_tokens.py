@@ -14,12 +14,13 @@ import pytest
 import sqlalchemy as sa
 from jwt.warnings import InsecureKeyLengthWarning
 
-from conftest import PASSWORD, TEST_SECRET_KEY, reset_link
 from microblog import clock
 from microblog.auth.passwords import hash_password, verify_password
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.models import User
+from support.app import TEST_SECRET_KEY
+from support.auth import PASSWORD, reset_link
 
 NEW_PASSWORD = "a brand new passphrase, never used"
 

@@ -4,12 +4,13 @@ import re
 
 import pytest
 
-from conftest import PASSWORD, build_app, close_app
 from microblog import clock
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
 from microblog.main import routes as main_routes
 from microblog.models import User
+from support.app import build_app, close_app
+from support.auth import PASSWORD
 
 PAGES = [
     "/auth/login",

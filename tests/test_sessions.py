@@ -6,10 +6,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, AuthActions, flashes
 from microblog import clock
 from microblog.auth.sessions import SessionRecord
 from microblog.extensions import db
+from support.auth import PASSWORD, AuthActions, flashes
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 SAFARI_IPHONE = (

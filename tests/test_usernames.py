@@ -5,10 +5,10 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from conftest import AuthActions, flashes
 from microblog.extensions import db
 from microblog.models import User
 from microblog.usernames import skeleton
+from support.auth import AuthActions, flashes
 
 TAKEN = "Please use a different username."
 RULE = "Use letters, digits, dots, dashes and underscores."

@@ -7,14 +7,14 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, email_link, flashes, last_email, reset_link
 from microblog import clock
 from microblog.auth import verification
 from microblog.auth.tokens import VERIFY_EMAIL, make_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
-from smtp_server import html_of, text_of
+from support.auth import PASSWORD, email_link, flashes, last_email, reset_link
+from support.smtp import html_of, text_of
 
 VERIFY = "Verify your email address"
 SOMEONE_TRIED = "Someone tried to use your email address"

@@ -10,12 +10,13 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.serving import make_server
 
-from conftest import PASSWORD, build_app, close_app
 from microblog import clock
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
 from microblog.models import Post, User
-from smtp_server import free_port
+from support.app import build_app, close_app
+from support.auth import PASSWORD
+from support.ports import free_port
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

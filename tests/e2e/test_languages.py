@@ -10,11 +10,11 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from conftest import PASSWORD, email_link
 from e2e.conftest import VIEWPORT, watch_for_errors
 from e2e.test_product import WIDTHS, screenshot
 from microblog.extensions import db
 from microblog.models import User
+from support.auth import PASSWORD, email_link
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

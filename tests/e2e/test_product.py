@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD
+from support.auth import PASSWORD
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

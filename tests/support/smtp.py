@@ -7,19 +7,13 @@ or refuse connections beyond a limit with a 421.
 
 import asyncio
 import email
-import socket
 import threading
 from email import policy
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-
-def free_port():
-    """aiosmtpd cannot bind port 0: ask the kernel for a free port first."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from support.ports import free_port  # aiosmtpd cannot bind port 0
 
 
 class Mailbox:
