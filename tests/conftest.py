@@ -3,6 +3,7 @@
 import logging
 import os
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -160,3 +161,18 @@ def gunicorn(tmp_path, database_url, smtp):
     server.migrate()
     yield server.start()
     server.kill()
+
+
+@pytest.fixture
+def shifted(monkeypatch):
+    """Move both clocks forward, as if that much time had passed."""
+    offset = timedelta()
+    real_utcnow, real_monotonic = clock.utcnow, clock.monotonic
+    monkeypatch.setattr(clock, "utcnow", lambda: real_utcnow() + offset)
+    monkeypatch.setattr(clock, "monotonic", lambda: real_monotonic() + offset.total_seconds())
+
+    def shift(seconds):
+        nonlocal offset
+        offset += timedelta(seconds=seconds)
+
+    return shift

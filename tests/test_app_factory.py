@@ -8,7 +8,7 @@ import pytest
 from microblog import create_app
 from microblog.config import Config, database_url
 from microblog.extensions import db
-from support.app import TEST_SECRET_KEY, test_config
+from support.app import TEST_SECRET_KEY, app_config
 
 
 def production(**overrides):
@@ -18,8 +18,8 @@ def production(**overrides):
 
 
 def test_each_app_has_its_own_configuration(database_url, smtp):
-    first = create_app(test_config(database_url, smtp, POSTS_PER_PAGE=3))
-    second = create_app(test_config(database_url, smtp))
+    first = create_app(app_config(database_url, smtp, POSTS_PER_PAGE=3))
+    second = create_app(app_config(database_url, smtp))
     assert first.config["POSTS_PER_PAGE"] == 3
     assert second.config["POSTS_PER_PAGE"] == 25
 

@@ -2,11 +2,10 @@
 
 import pytest
 import sqlalchemy as sa
-from test_password_reset import NEW_PASSWORD
 
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
-from support.auth import PASSWORD, AuthActions, flashes, reset_link
+from support.auth import NEW_PASSWORD, PASSWORD, AuthActions, flashes, reset_link
 from support.smtp import text_of
 
 

@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
-from test_outbox_delivery import outbox_rows
 
 from microblog import clock
 from microblog.extensions import db
@@ -16,6 +15,7 @@ from microblog.mail.outbox import OutboxMessage
 from microblog.mail.workers import dispatcher
 from microblog.models import User
 from support.app import build_app, close_app
+from support.outbox import outbox_rows
 
 pytestmark = pytest.mark.settings(
     ADMINS=["admin@example.com"],

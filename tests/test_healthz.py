@@ -3,7 +3,7 @@
 import pytest
 
 from microblog import create_app
-from support.app import close_app, test_config
+from support.app import app_config, close_app
 from support.ports import free_port
 
 
@@ -13,7 +13,7 @@ def unreachable_app(smtp):
     apps = []
 
     def build(url):
-        apps.append(create_app(test_config((url, {}), smtp)))
+        apps.append(create_app(app_config((url, {}), smtp)))
         return apps[-1]
 
     yield build

@@ -6,7 +6,7 @@ import click
 import pytest
 
 from microblog import create_app
-from support.app import TEST_SECRET_KEY, test_config
+from support.app import TEST_SECRET_KEY, app_config
 from support.auth import PASSWORD, reset_link
 from support.smtp import text_of
 
@@ -22,7 +22,7 @@ FORWARDED = {
 
 def production_config(database_url, smtp, **overrides):
     """The test configuration, minus TESTING: what `gunicorn wsgi:app` would run with."""
-    config = test_config(database_url, smtp, TESTING=False, DEBUG=False, SERVER_NAME=None)
+    config = app_config(database_url, smtp, TESTING=False, DEBUG=False, SERVER_NAME=None)
     config.update(overrides)
     return config
 

@@ -14,24 +14,13 @@ import sqlalchemy as sa
 
 from microblog.extensions import db
 from microblog.mail.outbox import DROPPED, OutboxMessage
-from microblog.models import User
 from support.auth import PASSWORD, last_email
+from support.languages import set_locale, stored_locale
 from support.smtp import html_of, text_of
 
 OTHER = {"en": "ru", "ru": "en"}
 NEW_ADDRESS = "susan.new@example.com"
 PARTS = (text_of, html_of)
-
-
-def set_locale(app, username, locale):
-    with app.app_context():
-        db.session.execute(sa.update(User).where(User.username == username).values(locale=locale))
-        db.session.commit()
-
-
-def stored_locale(app, username):
-    with app.app_context():
-        return db.session.scalar(sa.select(User.locale).where(User.username == username))
 
 
 def browser(app, language):

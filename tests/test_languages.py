@@ -1,23 +1,14 @@
 """Which language a page is in: a user's own choice, else a visitor's, else their browser's."""
 
-import re
-
 import pytest
 import sqlalchemy as sa
 from flask import template_rendered
-from test_i18n_emails import set_locale, stored_locale
 
 from microblog.extensions import db
 from microblog.i18n import LANGUAGE_COOKIE
 from microblog.models import User
 from support.auth import flashes
-
-HTML_LANG = re.compile(r'<html lang="([^"]+)"')
-
-
-def language_of(response):
-    assert response.status_code == 200, response.status_code
-    return HTML_LANG.search(response.text).group(1)
+from support.languages import language_of, set_locale, stored_locale
 
 
 def lang_cookie(response):

@@ -5,11 +5,11 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from test_outbox_delivery import outbox_rows, queue_emails
 
 from microblog import clock
 from microblog.extensions import db
 from microblog.mail.outbox import DROPPED, FAILED, PENDING, SENT, OutboxMessage, new_message
+from support.outbox import outbox_rows, queue_emails
 
 
 @pytest.fixture

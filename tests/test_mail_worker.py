@@ -13,9 +13,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from test_outbox_delivery import outbox_rows, queue_emails
 
 from support.app import TEST_SECRET_KEY
+from support.outbox import outbox_rows, queue_emails
 
 REPO = Path(__file__).resolve().parent.parent
 

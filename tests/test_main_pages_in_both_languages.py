@@ -11,12 +11,11 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from test_i18n_emails import set_locale
-from test_languages import language_of
 
 from microblog import clock
 from microblog.extensions import db
 from microblog.models import Post, User
+from support.languages import language_of, set_locale
 from support.untranslated import assert_nothing_leaks, visible
 
 ABOUT_BOB = "Lorem ipsum"  # no word of the catalog in the test's own text

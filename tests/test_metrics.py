@@ -4,11 +4,11 @@ import re
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_outbox_delivery import queue_emails
 
 from microblog.extensions import db
 from microblog.mail import metrics
 from support.app import build_app, close_app
+from support.outbox import queue_emails
 
 TOKEN = "metrics-token-for-the-tests-0123456789"
 

@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 
 from microblog import create_app
 from microblog.extensions import db
-from support.app import test_config
+from support.app import app_config
 
 TABLES = {
     "user",
@@ -28,7 +28,7 @@ BEFORE_USERNAME_KEYS = "0652ef8bf78a"
 @pytest.fixture
 def bare_app(database_url, smtp):
     """An app whose database has no schema yet."""
-    app = create_app(test_config(database_url, smtp))
+    app = create_app(app_config(database_url, smtp))
     yield app
     with app.app_context():
         db.engine.dispose()

@@ -6,17 +6,16 @@ socket that answers 421 to everyone).
 """
 
 import logging
-from datetime import timedelta
 
 import pytest
-from test_outbox_delivery import RawServer, outbox_rows, queue_emails
-from test_outbox_workers import records_of, wait_until
 
 from microblog import clock
 from microblog.mail.circuit import Circuit
 from microblog.mail.workers import dispatcher
 from support.app import build_app, close_app
-from support.smtp import SmtpServer
+from support.outbox import outbox_rows, queue_emails
+from support.smtp import RawServer, SmtpServer
+from support.workers import records_of, wait_until
 
 pytestmark = pytest.mark.settings(
     MAIL_WORKERS=2, MAIL_POLL_INTERVAL=0.05, MAIL_PROBE_MIN_DELAY=0.05, MAIL_PROBE_MAX_DELAY=0.4
@@ -53,21 +52,6 @@ def cut_off(database_url, down):
     )
     yield app
     close_app(app)
-
-
-@pytest.fixture
-def shifted(monkeypatch):
-    """Move both clocks forward, as if that much time had passed."""
-    offset = timedelta()
-    real_utcnow, real_monotonic = clock.utcnow, clock.monotonic
-    monkeypatch.setattr(clock, "utcnow", lambda: real_utcnow() + offset)
-    monkeypatch.setattr(clock, "monotonic", lambda: real_monotonic() + offset.total_seconds())
-
-    def shift(seconds):
-        nonlocal offset
-        offset += timedelta(seconds=seconds)
-
-    return shift
 
 
 def held_back(app):

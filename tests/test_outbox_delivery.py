@@ -6,7 +6,6 @@ the way broken servers do) and is read back from it.
 
 import logging
 import smtplib
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -27,31 +26,8 @@ from microblog.mail.delivery import (
 )
 from microblog.mail.outbox import OutboxMessage, claim_next
 from support.app import build_app, close_app, delivering
-
-
-def queue_emails(app, count, recipients=None, commit_each=False):
-    """Queue `count` emails the way views do: send_email, then the caller's commit."""
-    with app.app_context():
-        for n in range(count):
-            send_email(
-                f"Message {n}",
-                None,
-                recipients or [f"reader{n}@example.com"],
-                f"Body of message {n}",
-                f"<p>Body of message {n}</p>",
-                tag="test",
-            )
-            if commit_each:
-                db.session.commit()
-        db.session.commit()
-
-
-def outbox_rows(app):
-    """Every outbox row, freshly read, in the order they were queued."""
-    with app.app_context():
-        rows = db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id)).all()
-        db.session.expunge_all()
-        return rows
+from support.outbox import outbox_rows, queue_emails
+from support.smtp import RawServer
 
 
 def message_ids(messages):
@@ -90,39 +66,6 @@ def other_app(database_url, smtp):
     yield make
     for app in apps:
         close_app(app, drop=False)
-
-
-class RawServer:
-    """A TCP server on loopback that says `greeting` (or nothing) and hangs up, or not."""
-
-    def __init__(self, greeting=None):
-        self.greeting = greeting
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.host, self.port = self.listener.getsockname()
-        self.connections = []
-        self.accepted = threading.Semaphore(0)  # released once per accepted connection
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while True:
-            try:
-                connection, _ = self.listener.accept()
-            except OSError:
-                return  # closed
-            self.connections.append(connection)
-            self.accepted.release()
-            if self.greeting is None:
-                continue  # accepted, never a word: the client must give up on its own
-            with connection:
-                connection.sendall(self.greeting)
-
-    def close(self):
-        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress
-        self.listener.close()
-        self.thread.join(2)
-        for connection in self.connections:
-            connection.close()
 
 
 @pytest.fixture

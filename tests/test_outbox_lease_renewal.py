@@ -11,7 +11,6 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy.orm as so
-from test_outbox_delivery import outbox_rows, queue_emails
 
 from microblog import clock
 from microblog.extensions import db
@@ -19,6 +18,7 @@ from microblog.mail import delivery
 from microblog.mail.delivery import lease_seconds, send_bound
 from microblog.mail.outbox import claim_batch, renew_lease
 from support.app import delivering
+from support.outbox import outbox_rows, queue_emails
 
 
 class SlowSends:

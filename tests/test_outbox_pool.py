@@ -4,14 +4,13 @@ import smtplib
 import threading
 
 import pytest
-from test_outbox_circuit import shifted  # noqa: F401 (a fixture)
-from test_outbox_delivery import outbox_rows, queue_emails
-from test_outbox_workers import wait_until, worker_threads
 
 from microblog.extensions import db
 from microblog.mail.delivery import claim_size
 from microblog.mail.pool import ConnectionLimit
 from microblog.mail.workers import dispatcher
+from support.outbox import outbox_rows, queue_emails
+from support.workers import wait_until, worker_threads
 
 pytestmark = pytest.mark.settings(MAIL_WORKERS=2, MAIL_POLL_INTERVAL=0.05)
 
@@ -50,7 +49,7 @@ def test_the_pool_grows_at_the_pace_of_the_server_s_answers_not_of_the_batches(a
     assert len({message["Message-ID"] for message in messages}) == 100  # nothing twice
 
 
-def test_a_cap_left_by_another_client_grows_back_once_it_lets_go(app, smtp, shifted):  # noqa: F811
+def test_a_cap_left_by_another_client_grows_back_once_it_lets_go(app, smtp, shifted):
     """Another process holds 3 of the server's 5 connections; then it stops sending."""
     smtp.mailbox.max_connections = 5
     smtp.mailbox.delay = 0.02
@@ -98,7 +97,7 @@ def test_mail_workers_zero_starts_no_thread(app, smtp):
     assert outbox_rows(app)[0].state == "pending"
 
 
-def test_a_cap_found_is_kept_for_a_back_off_that_doubles_while_the_server_refuses(shifted):  # noqa: F811
+def test_a_cap_found_is_kept_for_a_back_off_that_doubles_while_the_server_refuses(shifted):
     limit = ConnectionLimit(floor=2, ceiling=10, memory=300, retry=1)
     for worker in "abcd":
         assert limit.admit(worker, want_more=True)
@@ -118,7 +117,7 @@ def test_a_cap_found_is_kept_for_a_back_off_that_doubles_while_the_server_refuse
     assert limit.current() == 10
 
 
-def test_the_back_off_starts_afresh_once_the_server_accepts_one_more(shifted):  # noqa: F811
+def test_the_back_off_starts_afresh_once_the_server_accepts_one_more(shifted):
     """The cap was what another process left us: when it stops, ours grows back soon."""
     limit = ConnectionLimit(floor=2, ceiling=10, memory=300, retry=1)
     for worker in "abc":
@@ -136,7 +135,7 @@ def test_the_back_off_starts_afresh_once_the_server_accepts_one_more(shifted):  
     assert limit.current() == 10
 
 
-def test_the_back_off_never_exceeds_mail_throttle_memory(shifted):  # noqa: F811
+def test_the_back_off_never_exceeds_mail_throttle_memory(shifted):
     limit = ConnectionLimit(floor=1, ceiling=10, memory=3, retry=1)
     assert limit.admit("a", want_more=False)
     limit.connected("a", True)
@@ -169,7 +168,7 @@ def test_growth_waits_for_the_server_to_answer_the_last_new_connection():
     assert limit.admit("d", want_more=True)
 
 
-def test_over_the_cap_the_thread_still_connecting_retires_not_one_that_works(shifted):  # noqa: F811
+def test_over_the_cap_the_thread_still_connecting_retires_not_one_that_works(shifted):
     limit = ConnectionLimit(floor=2, ceiling=10, memory=300, retry=1)
     for worker in "abcde":
         assert limit.admit(worker, want_more=True)

@@ -6,11 +6,9 @@ the tests need not wait; `close_app` stops the threads after every test.
 
 import logging
 import threading
-import time
 
 import pytest
 from flask import current_app
-from test_outbox_delivery import outbox_rows, queue_emails
 
 from microblog.extensions import db
 from microblog.mail import delivery
@@ -18,21 +16,11 @@ from microblog.mail.outbox import defer_email
 from microblog.mail.workers import dispatcher
 from support.app import build_app, close_app
 from support.auth import reset_link
+from support.outbox import outbox_rows, queue_emails
 from support.smtp import SmtpServer
+from support.workers import records_of, wait_until
 
 pytestmark = pytest.mark.settings(MAIL_WORKERS=2, MAIL_POLL_INTERVAL=0.05)
-
-
-def wait_until(condition, timeout=5, what="the condition"):
-    """Poll for something the worker threads are expected to do soon."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
-
-
-def worker_threads():
-    return [t for t in threading.enumerate() if t.name.startswith("mail-worker")]
 
 
 def test_a_request_does_not_wait_for_a_slow_mail_server(app, auth, make_user, smtp):
@@ -70,10 +58,6 @@ def test_the_workers_run_with_the_real_app_object(app, monkeypatch):
     assert worker_app is app
     assert type(worker_app) is type(app)  # the object itself: a LocalProxy has its own type
     assert dispatcher(app).app is app
-
-
-def records_of(caplog, text):
-    return [r for r in list(caplog.records) if text in r.getMessage()]
 
 
 def test_a_failing_mail_server_leaves_the_request_alone(app, auth, make_user, smtp, caplog):

@@ -4,10 +4,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from support.auth import PASSWORD, flashes, reset_link
+from support.auth import NEW_PASSWORD, PASSWORD, flashes, reset_link
 from support.smtp import html_of, text_of
-
-NEW_PASSWORD = "a brand new passphrase, never used"
 
 
 def follow_link(client, link):

@@ -3,7 +3,8 @@
 import re
 
 import pytest
-from test_posts_and_profiles import pager_links
+
+from support.posts import pager_links
 
 
 def people(html):

@@ -2,7 +2,6 @@
 
 import re
 from datetime import timedelta
-from html import unescape
 
 import pytest
 import sqlalchemy as sa
@@ -10,6 +9,7 @@ import sqlalchemy as sa
 from microblog import clock
 from microblog.extensions import db
 from microblog.models import Post, User
+from support.posts import add_posts, pager_links, shown
 
 
 @pytest.fixture
@@ -17,20 +17,6 @@ def susan(auth, make_user):
     """Susan, signed in."""
     make_user("susan")
     auth.login()
-
-
-def add_posts(app, username, count, start=None):
-    """`count` posts by `username`, one minute apart, oldest first."""
-    start = start or clock.utcnow() - timedelta(days=1)
-    with app.app_context():
-        user = db.session.scalar(sa.select(User).where(User.username == username))
-        for n in range(count):
-            db.session.add(
-                Post(
-                    body=f"{username} post {n}", author=user, timestamp=start + timedelta(minutes=n)
-                )
-            )
-        db.session.commit()
 
 
 def test_visitors_get_a_home_page_with_the_latest_posts(app, client, make_user):
@@ -106,19 +92,6 @@ def test_explore_shows_everyone_newest_first(app, client, make_user):
     add_posts(app, "mary", 1, start=clock.utcnow())
     page = client.get("/explore").text
     assert page.index("mary post 0") < page.index("john post 0")
-
-
-def pager_links(html):
-    """The rel="next" and rel="prev" URLs of a page (None where there is no link)."""
-    found = {}
-    for rel in ("next", "prev"):
-        match = re.search(rf'<a class="page-link" rel="{rel}" href="([^"]+)"', html)
-        found[rel] = unescape(match.group(1)) if match else None
-    return found["next"], found["prev"]
-
-
-def shown(html, username="john"):
-    return [int(n) for n in re.findall(rf"{username} post (\d+)<", html)]
 
 
 @pytest.mark.settings(POSTS_PER_PAGE=3)

@@ -1,10 +1,10 @@
 """The home timeline, filled on write: posts, follows, unfollows and deletes keep it right."""
 
 import sqlalchemy as sa
-from test_posts_and_profiles import add_posts, shown
 
 from microblog.extensions import db
 from microblog.models import Post, TimelineEntry, User
+from support.posts import add_posts, shown
 
 
 def timeline_of(app, username):

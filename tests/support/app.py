@@ -12,7 +12,7 @@ from microblog.mail.workers import dispatcher
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
 
 
-def test_config(database_url, smtp, **overrides):
+def app_config(database_url, smtp, **overrides):
     url, engine_options = database_url
     config = {
         "TESTING": True,
@@ -35,11 +35,8 @@ def test_config(database_url, smtp, **overrides):
     return config
 
 
-test_config.__test__ = False  # a helper, not a test
-
-
 def build_app(database_url, smtp, **overrides):
-    app = create_app(test_config(database_url, smtp, **overrides))
+    app = create_app(app_config(database_url, smtp, **overrides))
     with app.app_context():
         db.create_all()
     return app

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from support.smtp import text_of
 
 PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a brand new passphrase, never used"
 
 
 class AuthActions:

@@ -7,6 +7,7 @@ or refuse connections beyond a limit with a 421.
 
 import asyncio
 import email
+import socket
 import threading
 from email import policy
 
@@ -134,3 +135,36 @@ def text_of(message):
 
 def html_of(message):
     return message.get_body(preferencelist=("html",)).get_content()
+
+
+class RawServer:
+    """A TCP server on loopback that says `greeting` (or nothing) and hangs up, or not."""
+
+    def __init__(self, greeting=None):
+        self.greeting = greeting
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.host, self.port = self.listener.getsockname()
+        self.connections = []
+        self.accepted = threading.Semaphore(0)  # released once per accepted connection
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.connections.append(connection)
+            self.accepted.release()
+            if self.greeting is None:
+                continue  # accepted, never a word: the client must give up on its own
+            with connection:
+                connection.sendall(self.greeting)
+
+    def close(self):
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress
+        self.listener.close()
+        self.thread.join(2)
+        for connection in self.connections:
+            connection.close()
