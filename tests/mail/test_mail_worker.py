@@ -17,7 +17,7 @@ import pytest
 from support.app import TEST_SECRET_KEY
 from support.outbox import outbox_rows, queue_emails
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Worker:
