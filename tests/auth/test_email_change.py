@@ -5,6 +5,9 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from microblog import clock
+from microblog.auth.email_change import change_address
+from microblog.auth.emails import count_recent_emails
 from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
@@ -183,3 +186,92 @@ def test_a_verification_link_cannot_change_the_address(app, client, susan, auth,
         token = make_token(db.session.get(User, susan), VERIFY_EMAIL, email=NEW)
     assert client.get(f"/auth/confirm_email/{token}").status_code == 400
     assert stored_email(app) == "susan@example.com"
+
+
+# The address moves once, to the proven address, which counts as verified from then on.
+
+
+def stored(app, user_id):
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        return user.email, user.email_verified_at
+
+
+def test_the_proven_address_is_verified_as_of_the_change(app, make_user, monkeypatch):
+    user_id = make_user("susan")
+    now = clock.utcnow()
+    monkeypatch.setattr(clock, "utcnow", lambda: now)
+    with app.app_context():
+        assert change_address(db.session.get(User, user_id), "susan.new@example.com") is True
+    assert stored(app, user_id) == ("susan.new@example.com", now)
+
+
+def test_of_two_links_opened_at_once_the_second_changes_nothing(app, make_user):
+    """A compare-and-swap on the address the second request read."""
+    user_id = make_user("susan")
+    with app.app_context():
+        seen_by_second = db.session.get(User, user_id)
+        with db.engine.begin() as first:
+            first.execute(
+                sa.update(User).where(User.id == user_id).values(email="first@example.com")
+            )
+        assert change_address(seen_by_second, "second@example.com") is False
+    assert stored(app, user_id)[0] == "first@example.com"
+
+
+# Asking again and again to change the address sends no more than the hourly limit.
+#
+# Both emails of a change request (the link to the new address, the notice to
+# the current one) go to addresses the owner may not control: like the reset,
+# each kind is capped per account (RESET_EMAILS_PER_HOUR), whatever the new
+# address.
+
+
+@pytest.mark.settings(RESET_EMAILS_PER_HOUR=2)
+def test_change_links_and_notices_are_capped_per_account(
+    app, client, auth, make_user, deliver, smtp
+):
+    make_user("susan")
+    auth.login()
+    for n in range(4):
+        client.post(
+            "/auth/change_email", data={"email": f"new{n}@example.net", "password": PASSWORD}
+        )
+    deliver()
+
+    smtp.wait_for(4)
+    recipients = sorted(message["To"] for message in smtp.messages)
+    assert recipients == ["new0@example.net", "new1@example.net"] + ["susan@example.com"] * 2
+    with app.app_context():
+        states = db.session.scalars(sa.select(OutboxMessage.state).order_by(OutboxMessage.id))
+        assert sorted(states) == ["dropped"] * 4 + ["sent"] * 4
+
+
+def row_lock_is_free(connection, user_id):
+    """Whether another transaction could lock this account's row now (without waiting)."""
+    try:
+        if connection.dialect.name == "sqlite":  # one lock for the whole database
+            connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            query = sa.select(User.id).where(User.id == user_id).with_for_update(nowait=True)
+            connection.execute(query)
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        connection.rollback()
+    return True
+
+
+def test_counting_an_account_s_emails_locks_it_until_the_composer_commits(app, make_user):
+    """Two composers for one account cannot both count before either writes: the cap holds."""
+    susan, bob = make_user("susan"), make_user("bob")
+    with app.app_context():
+        count_recent_emails(db.session.get(User, susan), "password_reset")
+        with db.engine.connect() as other:
+            assert not row_lock_is_free(other, susan)
+            if other.dialect.name != "sqlite":
+                assert row_lock_is_free(other, bob)  # her row only, not everyone's
+        db.session.rollback()
+        with db.engine.connect() as other:
+            assert row_lock_is_free(other, susan)

@@ -2,6 +2,7 @@
 
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -12,7 +13,9 @@ from microblog import clock
 from microblog.auth.throttle import LoginThrottle
 from microblog.extensions import db
 from support.auth import PASSWORD, flashes, reset_link
+from support.gunicorn import register, sign_in
 from support.smtp import html_of, text_of
+from support.visitor import Visitor
 
 NEW_PASSWORD = "a brand new passphrase, never used"
 ADDRESSES = [f"198.51.{n}.{10 + n}" for n in range(6)]
@@ -186,3 +189,37 @@ def test_parallel_guesses_cannot_check_more_passwords_than_the_limit(app, susan)
     assert len(answers) == 20
     assert len(invalid) == 4  # the fifth check started the pause; the rest were refused
     assert sum(a.status_code == 429 for a in answers) == 16
+
+
+# The per-account sign-in pause holds across `gunicorn -w 2` workers (counted in the database).
+
+
+LIMIT = 10  # LOGIN_FAILURES_PER_ACCOUNT, the default an operator gets
+
+
+@pytest.mark.gunicorn
+def test_guesses_spread_over_both_workers_pause_the_account_once(gunicorn, smtp):
+    register(Visitor(gunicorn.base_url), "susan", smtp)
+
+    def guess(n):
+        return sign_in(Visitor(gunicorn.base_url), "susan", f"wrong guess number {n}")
+
+    # Two at a time: enough for both workers to count at once, within the per-process
+    # hashing bound (a deployment answers a burst beyond it with 503s, not guesses).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(guess, range(2 * LIMIT)))
+    assert len(gunicorn.pids_that_served("POST", "/auth/login")) == 2
+    invalid = [a for a in answers if "Invalid username or password." in a.text]
+    paused = [a for a in answers if "Sign-in is paused for this account" in a.text]
+    # On a loaded machine a guess may find the hashing slot taken: 503, counted all the same.
+    busy = [a for a in answers if a.status == 503]
+    assert len(invalid) + len(paused) + len(busy) == 2 * LIMIT
+    # Per-worker counting would let 2 * LIMIT - 1 guesses be checked; the database lets LIMIT.
+    assert LIMIT - 1 - len(busy) <= len(invalid) <= LIMIT - 1
+    assert len(paused) >= LIMIT + 1 - len(busy)
+    refused = sign_in(Visitor(gunicorn.base_url), "susan", PASSWORD)
+    assert refused.status == 429 and refused.location is None
+
+    notice = smtp.wait_for(2)[-1]  # after the verification email
+    assert notice["Subject"] == "[Microblog] Sign-in to your account is paused"
+    assert notice["To"] == "susan@example.com"

@@ -7,8 +7,9 @@ import pytest
 import sqlalchemy as sa
 
 from microblog import clock
-from microblog.auth.sessions import SessionRecord
+from microblog.auth.sessions import SessionRecord, live_records
 from microblog.extensions import db
+from microblog.models import User
 from support.auth import PASSWORD, AuthActions, flashes
 
 FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -243,3 +244,61 @@ def test_ended_records_are_deleted_at_the_next_sign_in(app, client, auth, susan)
     auth.logout()
     auth.login()
     assert len(records(app)) == 1
+
+
+# The signed-in devices are listed most recently seen first (ties: the newest sign-in).
+
+
+def test_the_most_recently_seen_device_comes_first(app, make_user):
+    user_id = make_user("susan")
+    now = clock.utcnow()
+    seen = {"a": now - timedelta(minutes=5), "b": now, "c": now - timedelta(minutes=1), "d": now}
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        for name, last_seen in seen.items():
+            db.session.add(
+                SessionRecord(
+                    token_hash=name * 64,
+                    user_id=user_id,
+                    user_token=user.session_token,
+                    last_seen_at=last_seen,
+                    expires_at=now + timedelta(days=1),
+                    remembered=True,
+                    device=name,
+                )
+            )
+        db.session.commit()
+        assert [record.device for record in live_records(user)] == ["d", "b", "c", "a"]
+
+
+# Any user agent, or none, signs in; the devices page names what it recognises.
+#
+# The label is for a person scanning the list ("Firefox on Linux"): the parts
+# found, and one same label for every agent with neither part.
+
+
+FIREFOX_ON_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
+def labels_after_signing_in_with(app, *user_agents):
+    """The device label of one sign-in per user agent, in order."""
+    for user_agent in user_agents:
+        signed_in = app.test_client().post(
+            "/auth/login",
+            data={"username": "susan", "password": PASSWORD},
+            headers={"User-Agent": user_agent},
+        )
+        assert signed_in.headers["Location"] == "/index"
+    with app.app_context():
+        return list(db.session.scalars(sa.select(SessionRecord.device).order_by(SessionRecord.id)))
+
+
+def test_any_user_agent_or_none_signs_in_and_is_labelled(app, make_user):
+    make_user("susan")
+    both, browser, system, neither, empty = labels_after_signing_in_with(
+        app, FIREFOX_ON_LINUX, "Firefox/133.0", "SomeApp (Linux)", "SomeBot/1.0", ""
+    )
+    assert both.startswith("Firefox ") and both.endswith(" Linux")
+    assert (browser, system) == ("Firefox", "Linux")
+    assert neither == empty
+    assert neither and "None" not in neither and "SomeBot" not in neither

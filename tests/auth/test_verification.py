@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from microblog import clock
 from microblog.auth import verification
 from microblog.auth.tokens import VERIFY_EMAIL, make_token
+from microblog.auth.verification import purge_unverified_accounts
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
@@ -377,3 +378,18 @@ def test_the_log_holds_no_token_and_no_full_address(
     assert any(line.startswith("verify_email.completed") for line in audit)
     for secret in [token, token[:40], "bob@example.com", "susan@example.com", "nobody@example"]:
         assert secret not in logged, secret
+
+
+# `flask auth purge-unverified` reports how many accounts it removed, not whether it did.
+
+
+def test_the_purge_counts_every_account_it_removes(app, make_user, monkeypatch):
+    long_ago = clock.utcnow() - timedelta(days=app.config["UNVERIFIED_ACCOUNT_DAYS"] + 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(clock, "utcnow", lambda: long_ago)
+        for name in ("ann", "bob", "cid"):
+            make_user(name, verified=False)
+    make_user("dee", verified=False)  # recent: kept
+    with app.app_context():
+        assert purge_unverified_accounts() == 3
+        assert purge_unverified_accounts() == 0
