@@ -1,6 +1,5 @@
 """A live app on loopback, a real headless Chromium, and a screenshot of every failure."""
 
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,20 +15,10 @@ from microblog.extensions import db
 from microblog.models import Post, User
 from support.app import build_app, close_app
 from support.auth import PASSWORD
+from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, watch_for_errors
 from support.ports import free_port
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",  # we run as root in CI containers
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
-VIEWPORT = {"width": 900, "height": 600}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -62,22 +51,6 @@ def browser_errors():
     an error here; nor is /favicon.ico, which the app does not serve.
     """
     return []
-
-
-def watch_for_errors(tab, errors):
-    def on_console(message):
-        # "Failed to load resource" duplicates what on_response reports, with less detail.
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    def on_response(response):
-        asset = response.request.resource_type != "document"
-        if response.status >= 400 and asset:
-            errors.append(f"{response.status} {response.url}")
-
-    tab.on("console", on_console)
-    tab.on("response", on_response)
-    tab.on("pageerror", lambda error: errors.append(str(error)))
 
 
 @pytest.fixture

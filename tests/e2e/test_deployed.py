@@ -7,8 +7,8 @@ mapped to 127.0.0.1 by Chromium's own resolver rules.
 
 import pytest
 
-from e2e.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from support.auth import PASSWORD, email_link, reset_link
+from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
 from support.gunicorn import Gunicorn, server_env
 from support.ports import free_port
 
