@@ -21,21 +21,12 @@ from support.smtp import SmtpServer
 
 @pytest.fixture(autouse=True)
 def _push_request_context():
-    """Undo pytest-flask's request context for the whole test.
-
-    Held for a whole test, it would hide a view that forgets to commit and
-    leak the signed-in user from one request to the next.
-    """
+    """None: pytest-flask's request context, held for the whole test, hides a missing commit."""
 
 
 @pytest.fixture
 def client(app):
-    """A test client that keeps no context between requests.
-
-    pytest-flask's own opens it `with`, which keeps the last request's context
-    pushed: the next request, even from another client, then reuses its `g`
-    and with it the signed-in user.
-    """
+    """Not pytest-flask's: its `with` keeps the last request's `g` (and signed-in user) pushed."""
     return app.test_client()
 
 
@@ -78,9 +69,18 @@ def database_url(tmp_path):
 
 
 @pytest.fixture
-def app(request, database_url, smtp):
-    """A fresh app and database; `@pytest.mark.settings(KEY=value)` adds configuration."""
-    overrides = {}
+def app_settings():
+    """Configuration all the tests of a folder share (the browser tests set their own)."""
+    return {}
+
+
+@pytest.fixture
+def app(request, database_url, smtp, app_settings):
+    """A fresh app and database; `@pytest.mark.settings(KEY=value)` adds configuration.
+
+    Not pytest-flask's `options` marker: it sets the config after the extensions read it.
+    """
+    overrides = dict(app_settings)
     for marker in reversed(list(request.node.iter_markers("settings"))):
         overrides.update(marker.kwargs)
     app = build_app(database_url, smtp, **overrides)

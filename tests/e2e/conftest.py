@@ -13,7 +13,6 @@ from microblog import clock
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
 from microblog.models import Post, User
-from support.app import build_app, close_app
 from support.auth import PASSWORD
 from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, watch_for_errors
 from support.ports import free_port
@@ -97,27 +96,31 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(request, database_url, smtp):
-    """The app served by a real threaded HTTP server, with CSRF on and mail sent by threads.
+def live_port():
+    return free_port()
 
-    Emailed links point at this server (SERVER_NAME). `@pytest.mark.settings`
-    adds configuration, as for the `app` fixture.
-    """
-    port = free_port()
-    overrides = {
-        "SERVER_NAME": f"127.0.0.1:{port}",
+
+@pytest.fixture
+def app_settings(live_port):
+    """CSRF on, mail sent by threads, and emailed links that point at the live server."""
+    return {
+        "SERVER_NAME": f"127.0.0.1:{live_port}",
         "WTF_CSRF_ENABLED": True,
         "MAIL_WORKERS": 2,
         "MAIL_POLL_INTERVAL": 0.2,
     }
-    for marker in reversed(list(request.node.iter_markers("settings"))):
-        overrides.update(marker.kwargs)
-    app = build_app(database_url, smtp, **overrides)
-    server = make_server("127.0.0.1", port, app, threaded=True)
+
+
+@pytest.fixture
+def live_server(app, live_port):
+    """The test's app served by a real threaded HTTP server, in the test's own process.
+
+    Not pytest-flask's: it forks the test process, and its app is built before the port is known.
+    """
+    server = make_server("127.0.0.1", live_port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
-    yield LiveServer(app, f"http://127.0.0.1:{port}")
+    yield LiveServer(app, f"http://127.0.0.1:{live_port}")
     server.shutdown()
     server.server_close()
     thread.join(5)
-    close_app(app)
