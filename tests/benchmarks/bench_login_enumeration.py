@@ -35,10 +35,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from common import (
-    REPO,
     SECRET_KEY,
     Gunicorn,
-    Visitor,
+    LoadedForm,
     database,
     deployment_env,
     free_port,
@@ -127,7 +126,7 @@ def measure(port, rounds, warmup, chooser):
     for number in range(warmup + rounds):
         order = list(CASES)
         chooser.shuffle(order)
-        visitors = [Visitor(port, FORM) for _ in order]
+        visitors = [LoadedForm(port, FORM) for _ in order]
         for case, visitor in zip(order, visitors, strict=True):
             identifier, _, expected = CASES[case]
             fields = {"username": identifier(number), "password": WRONG_PASSWORD}
@@ -179,7 +178,7 @@ def main():
             env = deployment_env(url, port, smtp_port)
             migrate(env)
             seed(url, args.warmup + args.rounds)
-            server = Gunicorn("wsgi:app", REPO, env, port, folder / "app.log", ["--threads", "4"])
+            server = Gunicorn(env, port, folder / "app.log", access_log=False)
             with server:
                 started = time.monotonic()
                 samples = measure(port, args.rounds, args.warmup, chooser)

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from common import (
     CSRF_INPUT,
     REPO,
+    Gunicorn,
     free_port,
     machine_table,
     markdown_table,
@@ -125,30 +126,6 @@ def seed(env):
     subprocess.run([sys.executable, "-c", SEED, PASSWORD], cwd=REPO, env=env, check=True)
 
 
-def start_gunicorn(env, port, log_path):
-    from gunicorn.config import Config
-
-    command = [sys.executable, "-m", "gunicorn", "-w", "2", "--threads", "4"]
-    command += ["-b", f"127.0.0.1:{port}"]
-    if "control_socket_disable" in Config().settings:
-        command.append("--no-control-socket")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*command, "wsgi:app"], cwd=REPO, env=env, stdout=log, stderr=log
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if Path(log_path).read_text().count("Booting worker") >= 2:
-            try:
-                if request(port, "GET", "/healthz")[0] == 200:
-                    return process
-            except OSError:
-                pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(Path(log_path).read_text())
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15)
@@ -165,7 +142,7 @@ def main():
     }
     migrate(env)
     seed(env)
-    server = start_gunicorn(env, port, folder / "gunicorn.log")
+    server = Gunicorn(env, port, folder / "gunicorn.log", access_log=False).start()
     context = multiprocessing.get_context("spawn")
     try:
         measure_explore(port, 2)  # warm up both workers
@@ -199,8 +176,8 @@ def main():
                 )
             )
     finally:
-        server.terminate()
-        server.wait(30)
+        server.stop(timeout=30)
+        server.kill()
 
     print("## Sign-in flood (gunicorn -w 2 --threads 4, Argon2id m=19 MiB t=2 p=1)\n")
     print(machine_table(), "\n")

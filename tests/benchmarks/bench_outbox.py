@@ -68,7 +68,7 @@ RESET = "/auth/reset_password_request"
 def serve(pipe, port):
     """The SMTP server's process: stop/start (an outage), reset, and report arrivals."""
     sys.path.insert(0, str(REPO / "tests"))
-    from smtp_server import SmtpServer
+    from support.smtp import SmtpServer
 
     server = SmtpServer(port=port).start()
     mailbox = server.mailbox
@@ -329,7 +329,7 @@ def main():
             app = seeding_app(url)
             seed_users(app, HELD_BACK * len(outages))
             rows = []
-            with Gunicorn("wsgi:app", REPO, env, port, folder / "app.log"):
+            with Gunicorn(env, port, folder / "app.log", threads=1, access_log=False):
                 warm_up(port)
                 for n, outage in enumerate(outages):
                     seconds, delivered = recovery(server, app, port, outage, n * HELD_BACK)

@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from common import (
-    REPO,
     Gunicorn,
     app_env,
     free_port,
@@ -115,9 +114,17 @@ def main():
         env = app_env(f"sqlite:///{folder / 'bench.db'}", port)
         migrate(env)
         seed(env["DATABASE_URL"])
-        with Gunicorn("wsgi:app", REPO, env, port, folder / "app.log"):
+        with Gunicorn(env, port, folder / "app.log", threads=1, access_log=False):
             sizes = write_ceiling_app(folder, port)
-            with Gunicorn("ceiling:app", folder, env, ceiling_port, folder / "ceiling.log"):
+            with Gunicorn(
+                env,
+                ceiling_port,
+                folder / "ceiling.log",
+                "ceiling:app",
+                folder,
+                threads=1,
+                access_log=False,
+            ):
                 results = measure(
                     {"microblog": port, "ceiling": ceiling_port}, args.seconds, args.connections
                 )

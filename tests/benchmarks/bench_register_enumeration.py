@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from common import (
-    REPO,
     Gunicorn,
     Session,
     app_env,
@@ -30,7 +29,7 @@ from common import (
     seeding_app,
     summary,
 )
-from smtp_server import SmtpServer
+from support.smtp import SmtpServer
 
 PASSWORD = "correct horse battery staple"
 TAKEN = "susan@example.com"
@@ -89,7 +88,7 @@ def main():
         )
         migrate(env)
         seed(database_url)
-        with Gunicorn("wsgi:app", REPO, env, port, Path(scratch) / "gunicorn.log"):
+        with Gunicorn(env, port, Path(scratch) / "gunicorn.log", threads=1, access_log=False):
             session = Session(port)
             token = session.csrf_token("/auth/register")
             for n in range(-3, args.rounds):  # three rounds of warm-up, not counted

@@ -39,9 +39,8 @@ import time
 from pathlib import Path
 
 from common import (
-    REPO,
     Gunicorn,
-    Visitor,
+    LoadedForm,
     database,
     deployment_env,
     free_port,
@@ -94,7 +93,7 @@ def measure(port, rounds, warmup, chooser):
     for number in range(warmup + rounds):
         order = list(CASES)
         chooser.shuffle(order)
-        visitors = [Visitor(port, FORM) for _ in order]
+        visitors = [LoadedForm(port, FORM) for _ in order]
         for case, visitor in zip(order, visitors, strict=True):
             email = address(case, number)
             elapsed, response = visitor.timed_post({"email": email})
@@ -179,7 +178,7 @@ def main():
             env = deployment_env(url, port, smtp_port)
             migrate(env)
             seed(url, args.warmup + args.rounds)
-            server = Gunicorn("wsgi:app", REPO, env, port, folder / "app.log", ["--threads", "4"])
+            server = Gunicorn(env, port, folder / "app.log", access_log=False)
             with server:
                 started = time.monotonic()
                 samples, sequence = measure(port, args.rounds, args.warmup, chooser)

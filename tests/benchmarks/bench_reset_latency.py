@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from common import (
-    REPO,
     Gunicorn,
     Session,
     app_env,
@@ -30,7 +29,7 @@ from common import (
     seeding_app,
     summary,
 )
-from smtp_server import SmtpServer
+from support.smtp import SmtpServer
 
 SMTP_DELAY = 2.0
 USERS = 200
@@ -121,7 +120,7 @@ def main():
             )
             migrate(env)
             seed(env["DATABASE_URL"])
-            with Gunicorn("wsgi:app", REPO, env, port, folder / "app.log"):
+            with Gunicorn(env, port, folder / "app.log", threads=1, access_log=False):
                 started = time.monotonic()
                 timings, errors = run_visitors(port, args.seconds, args.clients)
                 elapsed = time.monotonic() - started

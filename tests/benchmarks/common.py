@@ -12,8 +12,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,16 +23,13 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests"))  # smtp_server
+sys.path.insert(0, str(REPO / "tests"))  # support
+
+from support.gunicorn import Gunicorn as Gunicorn  # noqa: E402  (for the scripts)
+from support.ports import free_port  # noqa: E402
 
 SECRET_KEY = "benchmark-secret-key-of-at-least-32-bytes-long"
 CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cpu_model():
@@ -112,53 +107,6 @@ def seeding_app(database_url):
             "MAIL_WORKERS": 0,
         }
     )
-
-
-def gunicorn_flags():
-    """The settings every benchmarked server shares."""
-    from gunicorn.config import Config
-
-    flags = ["-w", "2"]
-    if "control_socket_disable" in Config().settings:
-        flags.append("--no-control-socket")
-    return flags
-
-
-class Gunicorn:
-    """`gunicorn -w 2 [flags] <module>:app` on loopback; output to a log file."""
-
-    def __init__(self, module, cwd, env, port, log_path, flags=()):
-        self.module, self.cwd, self.env, self.port = module, cwd, env, port
-        self.log_path, self.flags = log_path, list(flags)
-        self.process = None
-
-    def __enter__(self):
-        command = [sys.executable, "-m", "gunicorn", *gunicorn_flags(), *self.flags]
-        command += ["-b", f"127.0.0.1:{self.port}", self.module]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, cwd=self.cwd, env=self.env, stdout=log, stderr=log
-            )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{Path(self.log_path).read_text()}")
-            if Path(self.log_path).read_text().count("Booting worker") >= 2:
-                try:
-                    get("127.0.0.1", self.port, "/")
-                    return self
-                except OSError:
-                    pass
-            time.sleep(0.1)
-        raise RuntimeError("gunicorn did not start")
-
-    def __exit__(self, *exc):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 def get(host, port, path, headers=None):
@@ -313,7 +261,7 @@ def summary(values):
 
 def _smtp_process(port, ready, stop, results):
     """The SMTP server, in a process of its own: it takes no CPU time from the client."""
-    from smtp_server import SmtpServer
+    from support.smtp import SmtpServer
 
     server = SmtpServer(port=port).start()
     ready.set()
@@ -379,8 +327,12 @@ def deployment_env(database_url, port, smtp_port):
     return env
 
 
-class Visitor:
-    """A fresh browser session that has loaded a form: its connection, cookie and token."""
+class LoadedForm:
+    """A fresh browser session that has loaded a form: its open connection, cookie and token.
+
+    Not `support.visitor.Visitor`: the timed POST must reuse the connection the
+    form came on, so that only the answer is measured.
+    """
 
     def __init__(self, port, form):
         self.form = form

@@ -1,6 +1,5 @@
 """A live app on loopback, a real headless Chromium, and a screenshot of every failure."""
 
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,25 +9,15 @@ import sqlalchemy as sa
 from flask import Flask
 from werkzeug.serving import make_server
 
-from conftest import PASSWORD, build_app, close_app
 from microblog import clock
 from microblog.auth.passwords import hash_password
 from microblog.extensions import db
 from microblog.models import Post, User
-from smtp_server import free_port
+from support.auth import PASSWORD
+from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, watch_for_errors
+from support.ports import free_port
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",  # we run as root in CI containers
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
-VIEWPORT = {"width": 900, "height": 600}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -61,22 +50,6 @@ def browser_errors():
     an error here; nor is /favicon.ico, which the app does not serve.
     """
     return []
-
-
-def watch_for_errors(tab, errors):
-    def on_console(message):
-        # "Failed to load resource" duplicates what on_response reports, with less detail.
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            errors.append(message.text)
-
-    def on_response(response):
-        asset = response.request.resource_type != "document"
-        if response.status >= 400 and asset:
-            errors.append(f"{response.status} {response.url}")
-
-    tab.on("console", on_console)
-    tab.on("response", on_response)
-    tab.on("pageerror", lambda error: errors.append(str(error)))
 
 
 @pytest.fixture
@@ -123,27 +96,31 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(request, database_url, smtp):
-    """The app served by a real threaded HTTP server, with CSRF on and mail sent by threads.
+def live_port():
+    return free_port()
 
-    Emailed links point at this server (SERVER_NAME). `@pytest.mark.settings`
-    adds configuration, as for the `app` fixture.
-    """
-    port = free_port()
-    overrides = {
-        "SERVER_NAME": f"127.0.0.1:{port}",
+
+@pytest.fixture
+def app_settings(live_port):
+    """CSRF on, mail sent by threads, and emailed links that point at the live server."""
+    return {
+        "SERVER_NAME": f"127.0.0.1:{live_port}",
         "WTF_CSRF_ENABLED": True,
         "MAIL_WORKERS": 2,
         "MAIL_POLL_INTERVAL": 0.2,
     }
-    for marker in reversed(list(request.node.iter_markers("settings"))):
-        overrides.update(marker.kwargs)
-    app = build_app(database_url, smtp, **overrides)
-    server = make_server("127.0.0.1", port, app, threaded=True)
+
+
+@pytest.fixture
+def live_server(app, live_port):
+    """The test's app served by a real threaded HTTP server, in the test's own process.
+
+    Not pytest-flask's: it forks the test process, and its app is built before the port is known.
+    """
+    server = make_server("127.0.0.1", live_port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
-    yield LiveServer(app, f"http://127.0.0.1:{port}")
+    yield LiveServer(app, f"http://127.0.0.1:{live_port}")
     server.shutdown()
     server.server_close()
     thread.join(5)
-    close_app(app)

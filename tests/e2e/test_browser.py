@@ -12,7 +12,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from conftest import PASSWORD, email_link, last_email, reset_link
+from support.auth import PASSWORD, email_link, last_email, reset_link
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect  # waits until true, or fails

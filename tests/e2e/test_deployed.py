@@ -6,11 +6,11 @@ mapped to 127.0.0.1 by Chromium's own resolver rules.
 """
 
 import pytest
-from test_gunicorn import Gunicorn, server_env
 
-from conftest import PASSWORD, email_link, reset_link
-from e2e.conftest import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
-from smtp_server import free_port
+from support.auth import PASSWORD, email_link, reset_link
+from support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from support.gunicorn import Gunicorn, server_env
+from support.ports import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.gunicorn]
 expect = pytest.importorskip("playwright.sync_api").expect

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import PASSWORD
+from support.auth import PASSWORD
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect

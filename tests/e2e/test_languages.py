@@ -8,13 +8,10 @@ README's Russian pictures (docs/*-ru.png).
 import re
 
 import pytest
-import sqlalchemy as sa
 
-from conftest import PASSWORD, email_link
-from e2e.conftest import VIEWPORT, watch_for_errors
-from e2e.test_product import WIDTHS, screenshot
-from microblog.extensions import db
-from microblog.models import User
+from support.auth import PASSWORD, email_link
+from support.browser import VIEWPORT, WIDTHS, screenshot, watch_for_errors
+from support.languages import set_locale
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -28,12 +25,6 @@ def russian_page(browser, browser_errors):
     context.on("page", lambda tab: watch_for_errors(tab, browser_errors))
     yield context.new_page()
     context.close()
-
-
-def set_locale(live_server, username, locale):
-    with live_server.app.app_context():
-        db.session.execute(sa.update(User).where(User.username == username).values(locale=locale))
-        db.session.commit()
 
 
 def sign_in(page, live_server, username):
@@ -59,7 +50,7 @@ def test_a_russian_reader_sees_the_site_in_russian_and_switches_to_english(
     expect(page.locator("article.post time")).to_have_text("только что")
     screenshot(page, "welcome-desktop-ru")
 
-    set_locale(live_server, "susan", "ru")
+    set_locale(live_server.app, "susan", "ru")
     sign_in(page, live_server, "susan")
     expect(page.get_by_role("heading", level=1)).to_have_text("Привет, susan!")
     expect(page.get_by_text("Ваша лента пуста")).to_be_visible()

@@ -3,32 +3,15 @@
 Set MICROBLOG_DOCS_SCREENSHOT=1 to refresh the README's pictures (docs/*.png).
 """
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD
+from support.auth import PASSWORD
+from support.browser import WIDTHS, screenshot
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api").expect
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-WIDTHS = {"desktop": {"width": 1280, "height": 860}, "phone": {"width": 390, "height": 844}}
-
-
-def screenshot(page, name):
-    """docs/<name>-light.png and -dark.png, when asked for (MICROBLOG_DOCS_SCREENSHOT=1)."""
-    if not os.environ.get("MICROBLOG_DOCS_SCREENSHOT"):
-        return
-    DOCS.mkdir(exist_ok=True)
-    for scheme in ("light", "dark"):
-        page.emulate_media(color_scheme=scheme)
-        page.reload()  # painted in the scheme from the start, no colour transitions caught midway
-        expect(page.locator("html")).to_have_attribute("data-bs-theme", scheme)
-        page.screenshot(path=DOCS / f"{name}-{scheme}.png")
-    page.emulate_media(color_scheme="light")
 
 
 def sign_in(page, live_server, username):

@@ -1,0 +1,277 @@
+"""Changing the address: nothing changes until the new address proves it receives mail."""
+
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from microblog import clock
+from microblog.auth.email_change import change_address
+from microblog.auth.emails import count_recent_emails
+from microblog.auth.tokens import make_reset_token
+from microblog.extensions import db
+from microblog.mail.outbox import OutboxMessage
+from microblog.models import User
+from support.auth import PASSWORD, email_link, flashes, last_email, reset_link
+from support.smtp import html_of, text_of
+
+CONFIRM = "Confirm your new email address"
+NOTICE = "A change of your email address was requested"
+SOMEONE_TRIED = "Someone tried to use your email address"
+NEW = "susan.new@example.com"
+
+
+def stored_email(app, username="susan"):
+    with app.app_context():
+        return db.session.scalar(sa.select(User.email).where(User.username == username))
+
+
+def change_email(client, email, password=PASSWORD):
+    return client.post("/auth/change_email", data={"email": email, "password": password})
+
+
+def confirm_path(smtp, to=NEW):
+    return urlsplit(email_link(last_email(smtp, CONFIRM, to), "confirm_email")).path
+
+
+@pytest.fixture
+def susan(make_user, auth):
+    """Susan, signed in."""
+    user_id = make_user("susan")
+    auth.login()
+    return user_id
+
+
+def test_the_change_end_to_end(app, client, auth, susan, deliver, smtp):
+    with app.app_context():
+        old_reset_token = make_reset_token(db.session.get(User, susan))
+    response = change_email(client, NEW)
+    assert response.headers["Location"] == "/user/susan"
+    assert "Your address changes when you open it" in flashes(client.get("/user/susan"))[0]
+    assert stored_email(app) == "susan@example.com"  # nothing changes before the link
+
+    deliver()
+    smtp.wait_for(2)
+    confirm = last_email(smtp, CONFIRM, NEW)
+    assert email_link(confirm, "confirm_email") in html_of(confirm)
+    notice = last_email(smtp, NOTICE, "susan@example.com")
+    assert "s***@example.com" in text_of(notice) and "s***@example.com" in html_of(notice)
+    assert NEW not in notice.as_string()
+    assert "/auth/reset_password_request" in text_of(notice)
+    assert stored_email(app) == "susan@example.com"
+
+    fresh = app.test_client()  # another browser, not signed in
+    opened = fresh.get(confirm_path(smtp))
+    assert opened.headers["Location"] == "/auth/login"
+    assert opened.headers["Cache-Control"] == "no-store"
+    assert f"Your email address is now {NEW}." in flashes(fresh.get("/auth/login"))
+    assert stored_email(app) == NEW
+
+    auth.logout()
+    assert auth.login(NEW).headers["Location"] == "/index"
+    auth.logout()
+    assert "Invalid username or password." in auth.login("susan@example.com").text
+
+    # The reset link mailed before the change is dead; reset mail goes to the new address only.
+    assert client.get(f"/auth/reset_password/{old_reset_token}").status_code == 302
+    assert client.get("/auth/reset_password").status_code == 400
+    auth.request_reset("susan@example.com")
+    auth.request_reset(NEW)
+    deliver()
+    resets = [m for m in smtp.wait_for(3) if m["Subject"] == "[Microblog] Reset your password"]
+    assert [m.envelope_recipients for m in resets] == [[NEW]]
+    assert reset_link(resets[0])
+
+
+def test_a_taken_address_gets_the_same_answer_and_its_owner_the_notice(
+    app, client, make_user, susan, deliver, smtp
+):
+    make_user("bob")
+    answers = []
+    for address in ["BOB@example.com", NEW]:
+        response = change_email(client, address)
+        answers.append(
+            (response.status_code, response.headers["Location"], flashes(client.get("/user/susan")))
+        )
+    assert answers[0] == answers[1]
+    deliver()
+    messages = smtp.wait_for(4)
+    received = sorted((m.envelope_recipients[0], m["Subject"]) for m in messages)
+    assert received == [
+        ("bob@example.com", f"[Microblog] {SOMEONE_TRIED}"),
+        (NEW, f"[Microblog] {CONFIRM}"),
+        ("susan@example.com", f"[Microblog] {NOTICE}"),
+        ("susan@example.com", f"[Microblog] {NOTICE}"),
+    ]
+    tried = last_email(smtp, SOMEONE_TRIED, "bob@example.com")
+    assert "move another Microblog account to" in text_of(tried)
+    assert "confirm_email" not in tried.as_string()
+    assert stored_email(app, "bob") == "bob@example.com"
+    assert stored_email(app) == "susan@example.com"
+
+
+def test_an_address_taken_before_the_link_is_opened_gets_a_clear_page(
+    app, client, make_user, susan, deliver, smtp
+):
+    change_email(client, NEW)
+    deliver()
+    path = confirm_path(smtp)
+    make_user("carol", email=NEW)
+    response = app.test_client().get(path)
+    assert response.status_code == 409
+    assert "This address now belongs to another account" in response.text
+    assert stored_email(app) == "susan@example.com"
+    assert stored_email(app, "carol") == NEW
+
+
+def test_opening_the_link_again_or_by_a_scanner_first_does_no_harm(
+    app, client, susan, deliver, smtp
+):
+    change_email(client, NEW)
+    deliver()
+    path = confirm_path(smtp)
+    scanner = app.test_client()
+    assert scanner.get(path).headers["Location"] == "/auth/login"
+    again = client.get(path)  # Susan, still signed in: her session survives the change
+    assert again.headers["Location"] == "/index"
+    assert f"Your email address is now {NEW}." in flashes(client.get("/index"))
+    assert stored_email(app) == NEW
+
+
+def test_of_two_links_only_the_first_opened_changes_the_address(app, client, susan, deliver, smtp):
+    change_email(client, "first@example.com")
+    change_email(client, "second@example.com")
+    deliver()
+    first = confirm_path(smtp, "first@example.com")
+    second = confirm_path(smtp, "second@example.com")
+    assert client.get(second).headers["Location"] == "/index"
+    assert client.get(first).status_code == 400  # the address it was signed for changed
+    assert stored_email(app) == "second@example.com"
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"password": "not my password at all"}, "This is not your current password."),
+        ({"email": "SUSAN@example.com"}, "This is already your address."),
+        ({"email": "not an address"}, "An email address must have an @-sign."),
+        ({"email": "a@example.com\r\nBcc: b@example.com"}, "invalid-feedback"),
+    ],
+)
+def test_bad_input_is_a_form_error_and_queues_nothing(app, client, susan, fields, error):
+    data = {"email": NEW, "password": PASSWORD} | fields
+    response = client.post("/auth/change_email", data=data)
+    assert response.status_code == 200
+    assert error in response.text
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 0
+
+
+def test_the_change_form_needs_a_signed_in_user(client):
+    assert client.get("/auth/change_email").headers["Location"].startswith("/auth/login?next=")
+
+
+@pytest.mark.parametrize("token", ["", "x", "a.b.c", "é" * 10, "a" * 5000])
+def test_a_broken_confirmation_link_gets_the_invalid_page_not_a_500(client, token):
+    response = client.get(f"/auth/confirm_email/{token}")
+    assert response.status_code == 400
+    assert "This link is not valid" in response.text
+
+
+def test_a_verification_link_cannot_change_the_address(app, client, susan, auth, deliver, smtp):
+    """Purposes do not mix: a token of another purpose is refused here."""
+    from microblog.auth.tokens import VERIFY_EMAIL, make_token
+
+    with app.app_context():
+        token = make_token(db.session.get(User, susan), VERIFY_EMAIL, email=NEW)
+    assert client.get(f"/auth/confirm_email/{token}").status_code == 400
+    assert stored_email(app) == "susan@example.com"
+
+
+# The address moves once, to the proven address, which counts as verified from then on.
+
+
+def stored(app, user_id):
+    with app.app_context():
+        user = db.session.get(User, user_id)
+        return user.email, user.email_verified_at
+
+
+def test_the_proven_address_is_verified_as_of_the_change(app, make_user, monkeypatch):
+    user_id = make_user("susan")
+    now = clock.utcnow()
+    monkeypatch.setattr(clock, "utcnow", lambda: now)
+    with app.app_context():
+        assert change_address(db.session.get(User, user_id), "susan.new@example.com") is True
+    assert stored(app, user_id) == ("susan.new@example.com", now)
+
+
+def test_of_two_links_opened_at_once_the_second_changes_nothing(app, make_user):
+    """A compare-and-swap on the address the second request read."""
+    user_id = make_user("susan")
+    with app.app_context():
+        seen_by_second = db.session.get(User, user_id)
+        with db.engine.begin() as first:
+            first.execute(
+                sa.update(User).where(User.id == user_id).values(email="first@example.com")
+            )
+        assert change_address(seen_by_second, "second@example.com") is False
+    assert stored(app, user_id)[0] == "first@example.com"
+
+
+# Asking again and again to change the address sends no more than the hourly limit.
+#
+# Both emails of a change request (the link to the new address, the notice to
+# the current one) go to addresses the owner may not control: like the reset,
+# each kind is capped per account (RESET_EMAILS_PER_HOUR), whatever the new
+# address.
+
+
+@pytest.mark.settings(RESET_EMAILS_PER_HOUR=2)
+def test_change_links_and_notices_are_capped_per_account(
+    app, client, auth, make_user, deliver, smtp
+):
+    make_user("susan")
+    auth.login()
+    for n in range(4):
+        client.post(
+            "/auth/change_email", data={"email": f"new{n}@example.net", "password": PASSWORD}
+        )
+    deliver()
+
+    smtp.wait_for(4)
+    recipients = sorted(message["To"] for message in smtp.messages)
+    assert recipients == ["new0@example.net", "new1@example.net"] + ["susan@example.com"] * 2
+    with app.app_context():
+        states = db.session.scalars(sa.select(OutboxMessage.state).order_by(OutboxMessage.id))
+        assert sorted(states) == ["dropped"] * 4 + ["sent"] * 4
+
+
+def row_lock_is_free(connection, user_id):
+    """Whether another transaction could lock this account's row now (without waiting)."""
+    try:
+        if connection.dialect.name == "sqlite":  # one lock for the whole database
+            connection.exec_driver_sql("PRAGMA busy_timeout = 0")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            query = sa.select(User.id).where(User.id == user_id).with_for_update(nowait=True)
+            connection.execute(query)
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        connection.rollback()
+    return True
+
+
+def test_counting_an_account_s_emails_locks_it_until_the_composer_commits(app, make_user):
+    """Two composers for one account cannot both count before either writes: the cap holds."""
+    susan, bob = make_user("susan"), make_user("bob")
+    with app.app_context():
+        count_recent_emails(db.session.get(User, susan), "password_reset")
+        with db.engine.connect() as other:
+            assert not row_lock_is_free(other, susan)
+            if other.dialect.name != "sqlite":
+                assert row_lock_is_free(other, bob)  # her row only, not everyone's
+        db.session.rollback()
+        with db.engine.connect() as other:
+            assert row_lock_is_free(other, susan)

@@ -1,0 +1,225 @@
+"""Per-account sign-in throttling: guesses from many addresses pause the account."""
+
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from microblog import clock
+from microblog.auth.models import LoginThrottle
+from microblog.extensions import db
+from support.auth import PASSWORD, flashes, reset_link
+from support.gunicorn import register, sign_in
+from support.smtp import html_of, text_of
+from support.visitor import Visitor
+
+NEW_PASSWORD = "a brand new passphrase, never used"
+ADDRESSES = [f"198.51.{n}.{10 + n}" for n in range(6)]
+PAUSED = "Sign-in is paused for this account"
+
+
+def attempt(app, username, password, address):
+    """One sign-in from a fresh browser at `address`."""
+    return app.test_client().post(
+        "/auth/login",
+        data={"username": username, "password": password},
+        environ_base={"REMOTE_ADDR": address},
+    )
+
+
+def guess_wrong(app, username, times):
+    """Wrong passwords spread over six client addresses, as a botnet would."""
+    return [
+        attempt(app, username, f"wrong guess number {n}", ADDRESSES[n % len(ADDRESSES)])
+        for n in range(times)
+    ]
+
+
+def shape(response):
+    """What a guesser sees: status, flashed messages, and whether the pause notice shows."""
+    return response.status_code, flashes(response), PAUSED in response.text
+
+
+def move_clock(monkeypatch, **delta):
+    later = clock.utcnow() + timedelta(**delta)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+
+
+def stored_pause(app):
+    with app.app_context():
+        return db.session.scalars(
+            sa.select(LoginThrottle.paused_until).where(LoginThrottle.user_id.is_not(None))
+        ).all()
+
+
+@pytest.fixture
+def susan(make_user):
+    return make_user("susan")
+
+
+def test_twelve_guesses_from_six_addresses_pause_the_account_even_for_the_right_password(
+    app, susan
+):
+    answers = guess_wrong(app, "susan", 12)
+    assert [a.status_code for a in answers[:9]] == [200] * 9
+    assert all("Invalid username or password." in flashes(a) for a in answers[:9])
+    assert [a.status_code for a in answers[9:]] == [429] * 3
+    refused = attempt(app, "susan", PASSWORD, "192.0.2.200")  # the owner, elsewhere
+    assert refused.status_code == 429
+    assert PAUSED in refused.text
+    assert 'href="/auth/reset_password_request"' in refused.text
+    assert "Location" not in refused.headers
+
+
+def test_the_pause_holds_with_the_per_ip_limits_off(app, susan):
+    assert app.config["RATELIMIT_ENABLED"] is False  # as the test config, and load tests, run
+    guess_wrong(app, "susan", 10)
+    assert attempt(app, "susan", PASSWORD, "192.0.2.1").status_code == 429
+
+
+def test_username_and_email_sign_ins_count_for_the_same_account(app, susan):
+    for n in range(5):
+        attempt(app, "susan", f"wrong {n}", ADDRESSES[0])
+        attempt(app, "SUSAN@example.com", f"wrong {n}", ADDRESSES[1])
+    assert PAUSED in attempt(app, "Susan", PASSWORD, ADDRESSES[2]).text
+
+
+def test_the_owner_is_emailed_once_per_pause_with_masked_addresses(app, susan, deliver, smtp):
+    guess_wrong(app, "susan", 14)
+    deliver()
+    [notice] = smtp.wait_for(1)
+    assert notice["To"] == "susan@example.com"
+    assert notice["Subject"] == "[Microblog] Sign-in to your account is paused"
+    text = text_of(notice)
+    for address in ADDRESSES:
+        masked = address.rsplit(".", 1)[0] + ".x"
+        assert masked in text and masked in html_of(notice)
+        assert address not in text
+    assert "http://localhost/auth/reset_password_request" in text
+    assert re.search(r"until \w+ \d{1,2}, \d{4}, \d{1,2}:\d\d:\d\d\s[AP]M UTC", text)
+    attempt(app, "susan", PASSWORD, ADDRESSES[0])
+    deliver()
+    assert len(smtp.messages) == 1  # refused attempts during the pause send nothing more
+
+
+def test_a_completed_reset_lifts_the_pause(app, client, auth, susan, deliver, smtp):
+    guess_wrong(app, "susan", 10)
+    auth.request_reset()
+    deliver()
+    messages = smtp.wait_for(2)
+    [reset] = [m for m in messages if m["Subject"] == "[Microblog] Reset your password"]
+    client.get(urlsplit(reset_link(reset)).path)
+    client.post("/auth/reset_password", data={"password": NEW_PASSWORD, "password2": NEW_PASSWORD})
+    assert auth.login(password=NEW_PASSWORD).headers["Location"] == "/index"
+
+
+def test_the_pause_ends_and_grows_if_the_guessing_goes_on(app, susan, monkeypatch):
+    guess_wrong(app, "susan", 10)
+    [first] = stored_pause(app)
+    assert timedelta(minutes=14) < first - clock.utcnow() <= timedelta(minutes=15)
+
+    move_clock(monkeypatch, minutes=16)
+    assert attempt(app, "susan", "one more wrong guess", ADDRESSES[0]).status_code == 200
+    guess_wrong(app, "susan", 9)
+    [second] = stored_pause(app)
+    assert timedelta(minutes=29) < second - clock.utcnow() <= timedelta(minutes=30)
+
+    move_clock(monkeypatch, minutes=16 + 31)
+    assert attempt(app, "susan", PASSWORD, ADDRESSES[0]).headers["Location"] == "/index"
+
+
+def test_failures_older_than_the_window_do_not_count(app, susan, monkeypatch):
+    guess_wrong(app, "susan", 9)
+    move_clock(monkeypatch, minutes=15)
+    guess_wrong(app, "susan", 9)
+    assert attempt(app, "susan", PASSWORD, ADDRESSES[0]).headers["Location"] == "/index"
+
+
+def test_a_right_password_ends_the_streak(app, susan):
+    guess_wrong(app, "susan", 9)
+    assert attempt(app, "susan", PASSWORD, ADDRESSES[0]).headers["Location"] == "/index"
+    guess_wrong(app, "susan", 9)
+    assert attempt(app, "susan", PASSWORD, ADDRESSES[0]).headers["Location"] == "/index"
+
+
+def test_unknown_usernames_get_the_same_answers_so_pauses_reveal_no_account(app, susan):
+    known = [shape(a) for a in guess_wrong(app, "susan", 12)]
+    unknown = [shape(a) for a in guess_wrong(app, "nobody", 12)]
+    assert unknown == known
+    assert shape(attempt(app, "nobody", PASSWORD, ADDRESSES[0])) == shape(
+        attempt(app, "susan", PASSWORD, ADDRESSES[0])
+    )
+
+
+def test_unknown_names_queue_the_same_outbox_write_and_send_nothing(app, deliver, smtp):
+    guess_wrong(app, "nobody", 10)
+    guess_wrong(app, "nobody@example.com", 10)
+    assert deliver() == 2  # two deferred notices, both dropped by the composer
+    assert smtp.messages == []
+
+
+# Every guess may wait for the hasher here: the 503 of a full hashing queue is not the subject.
+@pytest.mark.settings(LOGIN_FAILURES_PER_ACCOUNT=5, PASSWORD_HASH_QUEUE=20, PASSWORD_HASH_WAIT=30)
+def test_parallel_guesses_cannot_check_more_passwords_than_the_limit(app, susan):
+    """Twenty guesses at once, from any worker: exactly five passwords are checked."""
+    start = threading.Barrier(20)
+    answers = []
+
+    def guess(n):
+        client = app.test_client()
+        start.wait()
+        answers.append(
+            client.post(
+                "/auth/login",
+                data={"username": "susan", "password": f"parallel guess {n}"},
+                environ_base={"REMOTE_ADDR": ADDRESSES[n % 6]},
+            )
+        )
+
+    threads = [threading.Thread(target=guess, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    invalid = [a for a in answers if "Invalid username or password." in flashes(a)]
+    assert len(answers) == 20
+    assert len(invalid) == 4  # the fifth check started the pause; the rest were refused
+    assert sum(a.status_code == 429 for a in answers) == 16
+
+
+# The per-account sign-in pause holds across `gunicorn -w 2` workers (counted in the database).
+
+
+LIMIT = 10  # LOGIN_FAILURES_PER_ACCOUNT, the default an operator gets
+
+
+@pytest.mark.gunicorn
+def test_guesses_spread_over_both_workers_pause_the_account_once(gunicorn, smtp):
+    register(Visitor(gunicorn.base_url), "susan", smtp)
+
+    def guess(n):
+        return sign_in(Visitor(gunicorn.base_url), "susan", f"wrong guess number {n}")
+
+    # Two at a time: enough for both workers to count at once, within the per-process
+    # hashing bound (a deployment answers a burst beyond it with 503s, not guesses).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(guess, range(2 * LIMIT)))
+    assert len(gunicorn.pids_that_served("POST", "/auth/login")) == 2
+    invalid = [a for a in answers if "Invalid username or password." in a.text]
+    paused = [a for a in answers if "Sign-in is paused for this account" in a.text]
+    # On a loaded machine a guess may find the hashing slot taken: 503, counted all the same.
+    busy = [a for a in answers if a.status == 503]
+    assert len(invalid) + len(paused) + len(busy) == 2 * LIMIT
+    # Per-worker counting would let 2 * LIMIT - 1 guesses be checked; the database lets LIMIT.
+    assert LIMIT - 1 - len(busy) <= len(invalid) <= LIMIT - 1
+    assert len(paused) >= LIMIT + 1 - len(busy)
+    refused = sign_in(Visitor(gunicorn.base_url), "susan", PASSWORD)
+    assert refused.status == 429 and refused.location is None
+
+    notice = smtp.wait_for(2)[-1]  # after the verification email
+    assert notice["Subject"] == "[Microblog] Sign-in to your account is paused"
+    assert notice["To"] == "susan@example.com"
