@@ -71,6 +71,15 @@ def load_settings(app, config_class):
     if app.config.get("READ_INSTANCE_CONFIG", True):
         app.config.from_pyfile("config.py", silent=True)
         app.config.from_prefixed_env()
+    former_names(app.config)
+
+
+def former_names(config):
+    """Settings that were renamed keep working under their old name, given on its own."""
+    former = config.get("RESET_EMAILS_PER_HOUR")
+    if former is not None and config["ACCOUNT_EMAILS_PER_HOUR"] == Config.ACCOUNT_EMAILS_PER_HOUR:
+        config["ACCOUNT_EMAILS_PER_HOUR"] = former
+    config["RESET_EMAILS_PER_HOUR"] = config["ACCOUNT_EMAILS_PER_HOUR"]
 
 
 def default_database(config, instance_path):

@@ -101,7 +101,7 @@ class Config:
     RESET_TOKEN_EXPIRES_IN = env_int("RESET_TOKEN_EXPIRES_IN", 600)
     # Emails of each kind one account may be sent per hour: resets, verification links,
     # "someone tried", new sign-in notices, email-change links and notices. The variable
-    # had the name RESET_EMAILS_PER_HOUR, which still works (auth.emails.resolve_email_cap).
+    # had the name RESET_EMAILS_PER_HOUR, which still works (microblog.former_names).
     ACCOUNT_EMAILS_PER_HOUR = env_int(
         "ACCOUNT_EMAILS_PER_HOUR", env_int("RESET_EMAILS_PER_HOUR", 3)
     )
@@ -149,7 +149,7 @@ class Config:
     REMEMBER_COOKIE_DURATION = env_int("REMEMBER_COOKIE_DURATION", 30 * 24 * 3600)
     SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 12 * 3600)
     SESSION_MAX_AGE = env_int("SESSION_MAX_AGE", 7 * 24 * 3600)
-    # Seconds a browser stays known to the accounts that signed in with it (auth.new_device):
+    # Seconds a browser stays known to the accounts that signed in with it (auth.devices):
     # a sign-in from a browser the account does not know emails its owner.
     DEVICE_COOKIE_DURATION = env_int("DEVICE_COOKIE_DURATION", 2 * 365 * 24 * 3600)
 

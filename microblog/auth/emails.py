@@ -20,7 +20,6 @@ from microblog.auth import audit
 from microblog.auth.models import LoginThrottle
 from microblog.auth.tokens import CHANGE_EMAIL, VERIFY_EMAIL, make_reset_token, make_token
 from microblog.auth.user_agents import name_browser
-from microblog.config import Config
 from microblog.extensions import db
 from microblog.mail import composer, count_recent_emails, defer_email, rehearse_send
 from microblog.models import User
@@ -50,19 +49,6 @@ def normalize_email(address):
 def user_by_address(address):
     """The account of a normalised address, or None."""
     return db.session.scalar(sa.select(User).where(User.email == address))
-
-
-def resolve_email_cap(config):
-    """ACCOUNT_EMAILS_PER_HOUR, or RESET_EMAILS_PER_HOUR (its former name) given on its own.
-
-    Run once the app's configuration is complete: a mapping, `instance/config.py`
-    or a FLASK_ variable that sets the old name still caps the emails, and both
-    names then hold the same number.
-    """
-    former = config.get("RESET_EMAILS_PER_HOUR")
-    if former is not None and config["ACCOUNT_EMAILS_PER_HOUR"] == Config.ACCOUNT_EMAILS_PER_HOUR:
-        config["ACCOUNT_EMAILS_PER_HOUR"] = former
-    config["RESET_EMAILS_PER_HOUR"] = config["ACCOUNT_EMAILS_PER_HOUR"]
 
 
 def within_limit(user, tag):

@@ -32,7 +32,6 @@ from microblog.auth.email_change import (
     confirm_email_change,
     request_email_change,
 )
-from microblog.auth.emails import resolve_email_cap
 from microblog.auth.forms import (
     ChangeEmailForm,
     ChangePasswordForm,
@@ -75,7 +74,6 @@ from microblog.usernames import TAKEN_MESSAGE
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 bp.after_app_request(no_store_when_signed_in)
-bp.record_once(lambda state: resolve_email_cap(state.app.config))
 
 RESET_SESSION_KEY = "reset_token"
 

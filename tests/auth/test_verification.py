@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from microblog import clock
 from microblog.auth import signup
-from microblog.auth.tokens import VERIFY_EMAIL, make_token
 from microblog.auth.signup import purge_unverified_accounts
+from microblog.auth.tokens import VERIFY_EMAIL, make_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
