@@ -29,6 +29,16 @@ def test_each_app_has_its_own_configuration(database_url, smtp):
     assert second.config["POSTS_PER_PAGE"] == 25
 
 
+def test_the_email_cap_keeps_its_former_name(database_url, smtp):
+    """RESET_EMAILS_PER_HOUR, given on its own, still caps; the new name wins over it."""
+    former = create_app(app_config(database_url, smtp, RESET_EMAILS_PER_HOUR=7))
+    both = create_app(
+        app_config(database_url, smtp, RESET_EMAILS_PER_HOUR=7, ACCOUNT_EMAILS_PER_HOUR=2)
+    )
+    assert former.config["ACCOUNT_EMAILS_PER_HOUR"] == 7
+    assert both.config["ACCOUNT_EMAILS_PER_HOUR"] == 2
+
+
 def test_a_config_class_is_read_like_the_default(instance):
     class Custom(Config):
         TESTING = True

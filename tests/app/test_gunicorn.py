@@ -68,7 +68,7 @@ def test_both_workers_serve_one_session_and_each_email_leaves_once(gunicorn, smt
     assert len(gunicorn.pids_that_served("GET", "/index")) == 2
 
     stranger = Visitor(gunicorn.base_url)
-    for _ in range(3):  # RESET_EMAILS_PER_HOUR
+    for _ in range(3):  # ACCOUNT_EMAILS_PER_HOUR
         asked = stranger.submit("/auth/reset_password_request", email="susan@example.com")
         assert asked.location == "/auth/login"
     smtp.wait_for(4)  # and the verification email

@@ -125,7 +125,7 @@ def test_an_account_gets_at_most_three_reset_emails_an_hour_even_with_ip_limits_
     assert len(smtp.messages) == 3
 
 
-@pytest.mark.settings(RESET_EMAILS_PER_HOUR=1)
+@pytest.mark.settings(ACCOUNT_EMAILS_PER_HOUR=1)
 def test_the_per_account_limit_is_configurable(app, make_user, deliver, smtp):
     make_user("susan")
     make_user("tom")

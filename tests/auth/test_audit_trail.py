@@ -53,7 +53,7 @@ def test_an_email_change_request_names_the_account(app, make_user, audit):
     assert audit() == [f"email_change.requested user={user_id}"]
 
 
-@pytest.mark.settings(RESET_EMAILS_PER_HOUR=0)
+@pytest.mark.settings(ACCOUNT_EMAILS_PER_HOUR=0)
 def test_a_throttled_email_names_its_kind_and_the_account(app, make_user, audit):
     user_id = make_user("susan")
     with app.app_context():

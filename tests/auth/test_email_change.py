@@ -223,11 +223,11 @@ def test_of_two_links_opened_at_once_the_second_changes_nothing(app, make_user):
 #
 # Both emails of a change request (the link to the new address, the notice to
 # the current one) go to addresses the owner may not control: like the reset,
-# each kind is capped per account (RESET_EMAILS_PER_HOUR), whatever the new
+# each kind is capped per account (ACCOUNT_EMAILS_PER_HOUR), whatever the new
 # address.
 
 
-@pytest.mark.settings(RESET_EMAILS_PER_HOUR=2)
+@pytest.mark.settings(ACCOUNT_EMAILS_PER_HOUR=2)
 def test_change_links_and_notices_are_capped_per_account(
     app, client, auth, make_user, deliver, smtp
 ):

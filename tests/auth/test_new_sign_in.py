@@ -178,10 +178,10 @@ def test_someone_clearing_cookies_at_every_try_gets_the_owner_a_few_notices_only
 ):
     make_user("susan")
     sign_in(browser(app))
-    for _ in range(app.config["RESET_EMAILS_PER_HOUR"] + 3):
+    for _ in range(app.config["ACCOUNT_EMAILS_PER_HOUR"] + 3):
         sign_in(browser(app, SAFARI_IPHONE))
         deliver()
-    assert len(notices(smtp, deliver)) == app.config["RESET_EMAILS_PER_HOUR"]
+    assert len(notices(smtp, deliver)) == app.config["ACCOUNT_EMAILS_PER_HOUR"]
 
 
 def test_a_deleted_account_gets_no_notice(app, make_user, deliver, smtp):

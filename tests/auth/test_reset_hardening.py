@@ -221,7 +221,7 @@ def test_registered_unknown_throttled_and_failing_addresses_get_the_same_answer(
     make_user("susan")
     make_user("tom")
     make_user("mallory")
-    for _ in range(app.config["RESET_EMAILS_PER_HOUR"]):
+    for _ in range(app.config["ACCOUNT_EMAILS_PER_HOUR"]):
         answer_to_reset_request(app, "tom@example.com")
     deliver()
     smtp.wait_for(3)

@@ -117,7 +117,7 @@ def test_the_worker_does_the_same_work_for_registered_unknown_and_throttled_addr
 ):
     make_user("susan")
     make_user("tom")
-    for _ in range(app.config["RESET_EMAILS_PER_HOUR"]):
+    for _ in range(app.config["ACCOUNT_EMAILS_PER_HOUR"]):
         work_for(app, deliver, worker_work, "tom@example.com")
     registered, sent = work_for(app, deliver, worker_work, "susan@example.com")
     unknown, dropped_unknown = work_for(app, deliver, worker_work, "nobody@example.com")
@@ -138,7 +138,7 @@ def test_the_worker_does_the_same_work_for_registered_unknown_and_throttled_addr
 
 def test_a_dropped_reset_keeps_no_email_and_no_link(app, make_user, deliver, smtp, worker_work):
     make_user("tom")
-    for _ in range(app.config["RESET_EMAILS_PER_HOUR"]):
+    for _ in range(app.config["ACCOUNT_EMAILS_PER_HOUR"]):
         work_for(app, deliver, worker_work, "tom@example.com")
     smtp.wait_for(3)
     for address in ("tom@example.com", "nobody@example.com"):

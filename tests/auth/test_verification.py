@@ -134,7 +134,7 @@ def test_losing_the_race_for_an_address_is_answered_as_taken(
     assert smtp.wait_for(1)[0]["Subject"] == f"[Microblog] {SOMEONE_TRIED}"
 
 
-@pytest.mark.settings(RESET_EMAILS_PER_HOUR=2)
+@pytest.mark.settings(ACCOUNT_EMAILS_PER_HOUR=2)
 def test_attempts_on_a_taken_address_mail_its_owner_within_the_per_account_limit(
     app, auth, make_user, deliver, smtp
 ):
@@ -285,7 +285,7 @@ def test_resend_is_limited_per_account(app, client, auth, deliver, smtp):
     for _ in range(5):
         client.post("/auth/resend_verification", data={"email": "susan@example.com"})
     deliver()
-    limit = app.config["RESET_EMAILS_PER_HOUR"]
+    limit = app.config["ACCOUNT_EMAILS_PER_HOUR"]
     assert len(smtp.wait_for(limit)) == limit
     deliver()
     assert len(smtp.messages) == limit

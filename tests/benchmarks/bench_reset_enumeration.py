@@ -16,7 +16,7 @@ then sends their POSTs back to back, in a random order:
 - registered: an account that has not asked yet, so its email is composed
   and sent (a new account each round);
 - throttled: one registered address, every round, as an attacker would
-  reuse it: past RESET_EMAILS_PER_HOUR (3) its requests are dropped;
+  reuse it: past ACCOUNT_EMAILS_PER_HOUR (3) its requests are dropped;
 - unknown: an address with no account (a new one each round).
 
 With --database-url the schema goes into a fresh PostgreSQL database created

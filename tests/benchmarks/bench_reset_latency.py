@@ -116,7 +116,7 @@ def main():
                 MAIL_SERVER=smtp.host,
                 MAIL_PORT=smtp.port,
                 MAIL_WORKERS=2,
-                RESET_EMAILS_PER_HOUR=1_000_000,  # every request makes a real, slow email
+                ACCOUNT_EMAILS_PER_HOUR=1_000_000,  # every request makes a real, slow email
             )
             migrate(env)
             seed(env["DATABASE_URL"])
