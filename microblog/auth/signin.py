@@ -16,6 +16,7 @@ from microblog.auth import audit, throttle
 from microblog.auth.devices import note_sign_in_device
 from microblog.auth.emails import normalize_email
 from microblog.auth.passwords import (
+    HashingBusy,
     burn_verification_time,
     needs_rehash,
     upgrade_hash,
@@ -76,22 +77,33 @@ def decide(identifier, password, address):
     # Read now: counting commits, and reading the expired row after it would
     # cost a known name one more query than an unknown one (0.7 ms by HTTP).
     user_id, stored_hash = (user.id, user.password_hash) if user is not None else (None, None)
-    key = throttle.throttle_key(user, folded)
+    key = throttle.identifier_key(folded)
     refused_until, pause_started = throttle.count_attempt(key, user, address)
     if refused_until is not None:
         burn_verification_time(password)
         return SignInAttempt(SignInOutcome.PAUSED, paused_until=refused_until)
-    if user is None:
-        burn_verification_time(password)
-    elif verify_password(stored_hash, password) and (
-        not needs_rehash(stored_hash) or upgrade_hash(user_id, stored_hash, password)
-    ):
+    try:
+        right = check(user_id, stored_hash, password)
+    except HashingBusy:  # never checked: not a failure of this identifier
+        throttle.uncount(key)
+        raise
+    if right:
         throttle.record_success(key)
         verified = SignInOutcome.SIGNED_IN if user.email_verified else SignInOutcome.UNVERIFIED
         return SignInAttempt(verified, user)
     if pause_started is not None:
         return SignInAttempt(SignInOutcome.PAUSED, paused_until=pause_started)
     return SignInAttempt(SignInOutcome.INVALID)
+
+
+def check(user_id, stored_hash, password):
+    """The password check of a sign-in (a dummy one for an unknown name), rehashing if due."""
+    if user_id is None:
+        burn_verification_time(password)
+        return False
+    return verify_password(stored_hash, password) and (
+        not needs_rehash(stored_hash) or upgrade_hash(user_id, stored_hash, password)
+    )
 
 
 def start_session(user, remember, device_id, user_agent, address):

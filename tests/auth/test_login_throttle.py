@@ -81,11 +81,41 @@ def test_the_pause_holds_with_the_per_ip_limits_off(app, susan):
     assert attempt(app, "susan", PASSWORD, "192.0.2.1").status_code == 429
 
 
-def test_username_and_email_sign_ins_count_for_the_same_account(app, susan):
-    for n in range(5):
-        attempt(app, "susan", f"wrong {n}", ADDRESSES[0])
-        attempt(app, "SUSAN@example.com", f"wrong {n}", ADDRESSES[1])
-    assert PAUSED in attempt(app, "Susan", PASSWORD, ADDRESSES[2]).text
+def test_the_name_and_the_address_are_counted_apart_so_nothing_links_them(app, susan):
+    """Nine failures by address, then one by name: no pause, as for two strangers' spellings."""
+
+    def probe(address, name):
+        answers = [shape(attempt(app, address, f"wrong {n}", ADDRESSES[0])) for n in range(9)]
+        return [*answers, shape(attempt(app, name, "wrong by name", ADDRESSES[1]))]
+
+    known, unknown = probe("SUSAN@example.com", "susan"), probe("nobody@example.com", "nobody")
+    assert known == unknown
+    assert not any(paused for _status, _flashes, paused in known)
+    assert attempt(app, "Susan", PASSWORD, ADDRESSES[2]).headers["Location"] == "/index"
+
+
+def test_each_identifier_of_an_account_pauses_at_the_same_limit_as_an_unknown_one(app, susan):
+    guess_wrong(app, "susan@example.com", 10)
+    assert PAUSED in attempt(app, "susan@example.com", PASSWORD, ADDRESSES[0]).text
+    # The name is a bucket of its own: an account allows twice the limit per window.
+    assert [a.status_code for a in guess_wrong(app, "susan", 9)] == [200] * 9
+    assert PAUSED in attempt(app, "susan", "the tenth by name", ADDRESSES[0]).text
+    assert PAUSED in attempt(app, "Susan", PASSWORD, ADDRESSES[0]).text
+
+
+def test_no_row_is_kept_for_an_identifier_that_never_failed(app, susan):
+    for _ in range(3):
+        assert attempt(app, "susan", PASSWORD, ADDRESSES[0]).headers["Location"] == "/index"
+    assert throttle_rows(app) == 0
+    attempt(app, "susan", "one wrong guess", ADDRESSES[0])
+    assert throttle_rows(app) == 1
+    attempt(app, "susan", PASSWORD, ADDRESSES[0])  # the streak is over: its row goes
+    assert throttle_rows(app) == 0
+
+
+def throttle_rows(app):
+    with app.app_context():
+        return db.session.scalar(sa.select(sa.func.count()).select_from(LoginThrottle))
 
 
 def test_the_owner_is_emailed_once_per_pause_with_masked_addresses(app, susan, deliver, smtp):
@@ -223,3 +253,51 @@ def test_guesses_spread_over_both_workers_pause_the_account_once(gunicorn, smtp)
     notice = smtp.wait_for(2)[-1]  # after the verification email
     assert notice["Subject"] == "[Microblog] Sign-in to your account is paused"
     assert notice["To"] == "susan@example.com"
+
+
+# Current passwords typed by a signed-in session count with failed sign-ins.
+
+CURRENT_PASSWORD_FORMS = {
+    "change_password": lambda guess: {
+        "current_password": guess,
+        "password": NEW_PASSWORD,
+        "password2": NEW_PASSWORD,
+    },
+    "change_email": lambda guess: {"email": "elsewhere@example.com", "password": guess},
+    "delete_account": lambda guess: {"password": guess},
+}
+
+
+@pytest.mark.parametrize("form", CURRENT_PASSWORD_FORMS)
+def test_wrong_current_passwords_pause_the_account_and_sign_the_guesser_out(
+    app, client, auth, susan, deliver, smtp, form
+):
+    auth.login()
+    fields = CURRENT_PASSWORD_FORMS[form]
+    url = f"/auth/{form}"
+    for n in range(9):
+        answer = client.post(url, data=fields(f"wrong current password {n}"))
+        assert "This is not your current password." in answer.text
+    last = client.post(url, data=fields("the tenth wrong one"))
+    assert last.headers["Location"] == "/auth/login"
+    assert "you have been signed out" in flashes(client.get("/auth/login"))[0]
+    assert client.get(url).headers["Location"].startswith("/auth/login")  # the session ended
+    # Whoever held the session may not sign in again, by name or by address, even rightly.
+    assert PAUSED in attempt(app, "susan", PASSWORD, ADDRESSES[0]).text
+    assert PAUSED in attempt(app, "susan@example.com", PASSWORD, ADDRESSES[1]).text
+    deliver()
+    [notice] = smtp.wait_for(1)
+    assert notice["Subject"] == "[Microblog] Sign-in to your account is paused"
+    assert notice["To"] == "susan@example.com"
+
+
+def test_a_right_current_password_ends_the_streak(app, client, auth, susan):
+    auth.login()
+    for n in range(9):
+        client.post("/auth/change_email", data={"email": "e@example.com", "password": f"w{n}"})
+    right = {"email": "e@example.com", "password": PASSWORD}
+    answer = client.post("/auth/change_email", data=right)
+    assert answer.headers["Location"] == "/user/susan"
+    for n in range(9):
+        client.post("/auth/change_email", data={"email": "e@example.com", "password": f"w{n}"})
+    assert client.get("/auth/change_email").status_code == 200  # still signed in
