@@ -142,6 +142,9 @@ class Config:
     LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 15 * 60)
     LOGIN_PAUSE_SECONDS = env_int("LOGIN_PAUSE_SECONDS", 15 * 60)
     LOGIN_PAUSE_MAX_SECONDS = env_int("LOGIN_PAUSE_MAX_SECONDS", 24 * 3600)
+    # A browser the account knows (its device cookie) is never paused by others' guesses:
+    # it has this budget of failures per LOGIN_FAILURE_WINDOW of its own instead.
+    LOGIN_FAILURES_PER_DEVICE = env_int("LOGIN_FAILURES_PER_DEVICE", 5)
 
     # Server-side sessions (auth.sessions), checked on every request. Remembered sign-ins
     # end after REMEMBER_COOKIE_DURATION seconds; others after SESSION_IDLE_TIMEOUT seconds

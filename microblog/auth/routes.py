@@ -177,7 +177,12 @@ def login():
         return render_form_page("auth/login.html", LoginForm, title=_("Sign in"))
     form = LoginForm()
     if form.validate_on_submit():
-        attempt = authenticate(form.username.data, form.password.data, request.remote_addr)
+        attempt = authenticate(
+            form.username.data,
+            form.password.data,
+            request.remote_addr,
+            request.cookies.get(COOKIE_NAME, ""),
+        )
         if attempt.outcome is SignInOutcome.UNVERIFIED:  # the password was right: no leak
             return render_template("auth/unverified.html", title=_("Verify your address"))
         if attempt.outcome is SignInOutcome.SIGNED_IN:

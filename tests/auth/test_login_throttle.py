@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from microblog import clock
-from microblog.auth.models import LoginThrottle
+from microblog.auth.models import KnownDevice, LoginThrottle
 from microblog.extensions import db
 from support.auth import PASSWORD, flashes, reset_link
 from support.gunicorn import register, sign_in
@@ -301,3 +301,70 @@ def test_a_right_current_password_ends_the_streak(app, client, auth, susan):
     for n in range(9):
         client.post("/auth/change_email", data={"email": "e@example.com", "password": f"w{n}"})
     assert client.get("/auth/change_email").status_code == 200  # still signed in
+
+
+# A browser the account knows is never paused by someone else's guesses.
+
+
+def known_browser(app, username="susan"):
+    """A browser that signed in to the account once, and signed out again."""
+    browser = app.test_client()
+    signed_in = browser.post(
+        "/auth/login",
+        data={"username": username, "password": PASSWORD},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+    assert signed_in.headers["Location"] == "/index"
+    browser.post("/auth/logout")
+    return browser
+
+
+def sign_in_from(browser, password, username="susan"):
+    return browser.post(
+        "/auth/login",
+        data={"username": username, "password": password},
+        environ_base={"REMOTE_ADDR": "192.0.2.7"},
+    )
+
+
+def test_after_a_strangers_twelve_guesses_the_owners_browser_still_signs_in(app, susan):
+    laptop = known_browser(app)
+    answers = guess_wrong(app, "susan", 12)
+    assert [a.status_code for a in answers[9:]] == [429] * 3
+    fresh = attempt(app, "susan", PASSWORD, "192.0.2.200")
+    assert fresh.status_code == 429 and PAUSED in fresh.text
+    assert sign_in_from(laptop, PASSWORD).headers["Location"] == "/index"
+    laptop.post("/auth/logout")
+    # By address too, and the stranger's pause stays for every other browser.
+    assert sign_in_from(laptop, PASSWORD, "susan@example.com").headers["Location"] == "/index"
+    assert PAUSED in attempt(app, "susan", PASSWORD, "192.0.2.201").text
+
+
+def test_a_known_browser_has_a_small_budget_of_its_own(app, susan):
+    """A stolen device cookie alone does not grant unlimited guessing."""
+    laptop = known_browser(app)
+    answers = [sign_in_from(laptop, f"wrong from the laptop {n}") for n in range(6)]
+    assert [a.status_code for a in answers] == [200] * 4 + [429] * 2
+    assert sign_in_from(laptop, PASSWORD).status_code == 429
+    # Its guesses were not the name's: another browser of the owner signs in.
+    assert attempt(app, "susan", PASSWORD, ADDRESSES[0]).headers["Location"] == "/index"
+
+
+def test_only_a_signed_cookie_of_a_browser_the_account_knows_is_exempt(app, susan, make_user):
+    make_user("bob")
+    bobs_laptop = known_browser(app, "bob")  # known to another account only
+    laptop = known_browser(app)
+    cookie = laptop.get_cookie("device", domain="localhost", path="/auth/login").value
+    device_id, _, signature = cookie.partition(".")
+    assert signature  # signed
+    forged = app.test_client()
+    forged.set_cookie("device", device_id, domain="localhost", path="/auth/login")
+    tampered = app.test_client()
+    tampered.set_cookie("device", f"{device_id}.{signature[::-1]}", domain="localhost")
+    guess_wrong(app, "susan", 10)
+    for browser in (bobs_laptop, forged, tampered):
+        assert PAUSED in sign_in_from(browser, PASSWORD).text
+    with app.app_context():  # forgetting the browser revokes it
+        db.session.execute(sa.delete(KnownDevice).where(KnownDevice.user_id == susan))
+        db.session.commit()
+    assert PAUSED in sign_in_from(laptop, PASSWORD).text
