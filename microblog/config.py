@@ -90,6 +90,11 @@ class Config:
     MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 10)
     MAIL_LEASE_SECONDS = env_int("MAIL_LEASE_SECONDS", 120)
     MAIL_POLL_INTERVAL = float(os.environ.get("MAIL_POLL_INTERVAL", 2))
+    # Sent and dropped outbox rows are deleted this many seconds after they were queued.
+    MAIL_KEEP_SENT = env_int("MAIL_KEEP_SENT", 7 * 24 * 3600)
+    # Seconds between two rounds of housekeeping (mail.housekeeping), in one process at a
+    # time: old mail, expired throttle rows, known browsers and sessions; 0: none.
+    HOUSEKEEPING_INTERVAL = env_int("HOUSEKEEPING_INTERVAL", 3600)
     MAIL_RETRY_BASE_DELAY = float(os.environ.get("MAIL_RETRY_BASE_DELAY", 30))
     MAIL_RETRY_MAX_DELAY = float(os.environ.get("MAIL_RETRY_MAX_DELAY", 3600))
     MAIL_RETRY_DEADLINE = env_int("MAIL_RETRY_DEADLINE", 24 * 3600)
@@ -154,6 +159,8 @@ class Config:
     REMEMBER_COOKIE_DURATION = env_int("REMEMBER_COOKIE_DURATION", 30 * 24 * 3600)
     SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 12 * 3600)
     SESSION_MAX_AGE = env_int("SESSION_MAX_AGE", 7 * 24 * 3600)
+    # Live sessions one account may hold; a sign-in beyond it ends the least recently used.
+    MAX_SESSIONS_PER_ACCOUNT = env_int("MAX_SESSIONS_PER_ACCOUNT", 50)
     # Seconds a browser stays known to the accounts that signed in with it (auth.devices):
     # a sign-in from a browser the account does not know emails its owner.
     DEVICE_COOKIE_DURATION = env_int("DEVICE_COOKIE_DURATION", 2 * 365 * 24 * 3600)

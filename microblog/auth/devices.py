@@ -181,3 +181,15 @@ def forget_stale_devices(user, now):
         .where(KnownDevice.user_id == user.id, KnownDevice.last_seen_at < cutoff)
         .execution_options(synchronize_session=False)
     )
+
+
+def forget_expired(now):
+    """Housekeeping: delete every account's rows whose cookie has expired."""
+    cutoff = now - timedelta(seconds=current_app.config["DEVICE_COOKIE_DURATION"])
+    deleted = db.session.execute(
+        sa.delete(KnownDevice)
+        .where(KnownDevice.last_seen_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return deleted.rowcount

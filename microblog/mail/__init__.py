@@ -6,6 +6,7 @@ What other packages may use of mail is exported here, and only here.
 from microblog.mail import error_reports, metrics, workers
 from microblog.mail.cli import mail_cli
 from microblog.mail.delivery import composer, rehearse_send
+from microblog.mail.housekeeping import add_chore
 from microblog.mail.outbox import (
     count_recent_emails,
     defer_email,
@@ -14,6 +15,7 @@ from microblog.mail.outbox import (
 )
 
 __all__ = [
+    "add_chore",
     "composer",
     "count_recent_emails",
     "defer_email",

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from microblog import clock
 from microblog.auth.models import KnownDevice, LoginThrottle
 from microblog.extensions import db
+from microblog.mail.housekeeping import run_round
 from support.auth import PASSWORD, flashes, reset_link
 from support.gunicorn import register, sign_in
 from support.smtp import html_of, text_of
@@ -368,3 +369,30 @@ def test_only_a_signed_cookie_of_a_browser_the_account_knows_is_exempt(app, susa
         db.session.execute(sa.delete(KnownDevice).where(KnownDevice.user_id == susan))
         db.session.commit()
     assert PAUSED in sign_in_from(laptop, PASSWORD).text
+
+
+# The table stays bounded: rows go once their window and pause have passed.
+
+
+def housekeeping_round(app):
+    with app.app_context():
+        return run_round()
+
+
+def test_rows_of_a_flood_of_unknown_names_expire(app, monkeypatch):
+    for n in range(20):
+        attempt(app, f"nobody-{n}", "a wrong guess", ADDRESSES[n % 6])
+    assert throttle_rows(app) == 20
+    move_clock(monkeypatch, minutes=16)  # past LOGIN_FAILURE_WINDOW
+    assert housekeeping_round(app)["login_throttle"] == 20
+    assert throttle_rows(app) == 0
+
+
+def test_a_paused_row_outlives_its_pause_by_a_day_then_goes(app, susan, monkeypatch):
+    guess_wrong(app, "susan", 10)
+    move_clock(monkeypatch, hours=12)  # the pause ended; the next one would be doubled
+    assert housekeeping_round(app)["login_throttle"] == 0
+    assert throttle_rows(app) == 1
+    move_clock(monkeypatch, hours=25)
+    assert housekeeping_round(app)["login_throttle"] == 1
+    assert throttle_rows(app) == 0
