@@ -9,6 +9,7 @@ from microblog.mail.delivery import composer, rehearse_send
 from microblog.mail.housekeeping import add_chore
 from microblog.mail.outbox import (
     count_recent_emails,
+    count_recent_requests,
     defer_email,
     drop_account_mail,
     send_email,
@@ -18,6 +19,7 @@ __all__ = [
     "add_chore",
     "composer",
     "count_recent_emails",
+    "count_recent_requests",
     "defer_email",
     "drop_account_mail",
     "init_app",
