@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from microblog import clock
+from microblog.auth import passwords
 from microblog.auth.models import KnownDevice, LoginThrottle
 from microblog.extensions import db
 from microblog.mail.housekeeping import run_round
@@ -395,4 +396,19 @@ def test_a_paused_row_outlives_its_pause_by_a_day_then_goes(app, susan, monkeypa
     assert throttle_rows(app) == 1
     move_clock(monkeypatch, hours=25)
     assert housekeeping_round(app)["login_throttle"] == 1
+    assert throttle_rows(app) == 0
+
+
+@pytest.mark.settings(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_WAIT=0.01)
+def test_a_guess_the_hashing_bound_refused_leaves_no_row(app, susan):
+    """A flood answered with 503s checked no password: it stores nothing."""
+    with app.app_context():
+        slots = passwords._hashing_slots(app)
+    assert slots.acquire(timeout=1)  # another request is hashing
+    try:
+        answers = [attempt(app, f"nobody-{n}", "a guess", ADDRESSES[0]) for n in range(3)]
+        answers.append(attempt(app, "susan", "a guess", ADDRESSES[0]))
+    finally:
+        slots.release()
+    assert [a.status_code for a in answers] == [503] * 4
     assert throttle_rows(app) == 0
