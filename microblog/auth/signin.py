@@ -89,7 +89,9 @@ def decide(identifier, password, address, device_cookie=""):
         key, limit = throttle.device_key(device), current_app.config["LOGIN_FAILURES_PER_DEVICE"]
     else:
         key, limit = throttle.identifier_key(folded), None
-    refused_until, pause_started = throttle.count_attempt(key, user, address, limit)
+    refused_until, pause_started = throttle.count_attempt(
+        key, user, address, limit, notify=device is None
+    )
     if refused_until is not None:
         burn_verification_time(password)
         return SignInAttempt(SignInOutcome.PAUSED, paused_until=refused_until)

@@ -86,7 +86,7 @@ def _insert_missing(key, user_id):
     db.session.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing())
 
 
-def count_attempt(key, user, address, limit=None):
+def count_attempt(key, user, address, limit=None, notify=True):
     """Count a sign-in attempt before its password is checked: (refused until, paused until).
 
     The first is set when the key is paused: refuse without checking. The
@@ -96,6 +96,8 @@ def count_attempt(key, user, address, limit=None):
     UPDATE: a row lock on PostgreSQL, the write lock on SQLite), means that
     however many guesses arrive at once, in any worker, at most
     `limit` (default LOGIN_FAILURES_PER_ACCOUNT) passwords are checked per window.
+    `notify` False (a known browser's own budget): the account is not paused
+    for anyone else, so its owner gets no pause email.
     """
     config = current_app.config
     limit = config["LOGIN_FAILURES_PER_ACCOUNT"] if limit is None else limit
@@ -134,8 +136,9 @@ def count_attempt(key, user, address, limit=None):
         row.failures, row.window_started_at = 0, None
         # One email per pause, composed in the mail worker; for an unknown
         # name the composer finds no account and drops it (same writes here).
-        defer_email(PAUSE_TAG, key, tag=PAUSE_TAG)
-        audit.warning("login.paused", user=row.user_id, pauses=row.pauses)
+        if notify:
+            defer_email(PAUSE_TAG, key, tag=PAUSE_TAG)
+        audit.warning("login.paused", user=row.user_id, pauses=row.pauses, device=not notify)
     db.session.commit()
     return None, started
 

@@ -342,14 +342,18 @@ def test_after_a_strangers_twelve_guesses_the_owners_browser_still_signs_in(app,
     assert PAUSED in attempt(app, "susan", PASSWORD, "192.0.2.201").text
 
 
-def test_a_known_browser_has_a_small_budget_of_its_own(app, susan):
+def test_a_known_browser_has_a_small_budget_of_its_own(app, susan, deliver, smtp):
     """A stolen device cookie alone does not grant unlimited guessing."""
     laptop = known_browser(app)
+    deliver()
     answers = [sign_in_from(laptop, f"wrong from the laptop {n}") for n in range(6)]
     assert [a.status_code for a in answers] == [200] * 4 + [429] * 2
     assert sign_in_from(laptop, PASSWORD).status_code == 429
-    # Its guesses were not the name's: another browser of the owner signs in.
+    # Its guesses were not the name's: another browser of the owner signs in, and
+    # the account was never paused, so the owner is not told it was.
     assert attempt(app, "susan", PASSWORD, ADDRESSES[0]).headers["Location"] == "/index"
+    deliver()
+    assert not [m for m in smtp.messages if "paused" in m["Subject"]]
 
 
 def test_only_a_signed_cookie_of_a_browser_the_account_knows_is_exempt(app, susan, make_user):
