@@ -172,9 +172,26 @@ class ChangePasswordForm(AccountPasswordForm):
     submit = SubmitField(_l("Change password"))
     paused = False  # set when the wrong passwords reached the limit
 
+    def validate_password(self, field):
+        """The policy only, for now: see `validate`."""
+        NewPasswordForm.validate_password(self, field)
+
     def validate_current_password(self, field):
         """Whoever holds the session must also know the password to change it."""
         confirm_current_password(self, field.data)
+
+    def validate(self, extra_validators=None):
+        """ "This is your current password" only to whoever typed the current one.
+
+        Said before the current password was checked, it would let a stolen
+        session test guesses in the new-password field, uncounted.
+        """
+        if not super().validate(extra_validators):
+            return False
+        if verify_password(self.user.password_hash, self.password.data):
+            self.password.errors.append(_("This is your current password; choose a new one."))
+            return False
+        return True
 
 
 class ResetPasswordForm(AccountPasswordForm):
