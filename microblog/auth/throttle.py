@@ -19,6 +19,11 @@ whose password was never checked (the hashing bound was full) takes its
 count back, and housekeeping deletes rows whose window and pause have
 passed. Keys are hashes, so no typed name or address is stored.
 
+A browser the account knows (a signed device cookie, devices.py) counts
+in a bucket of its own instead, with LOGIN_FAILURES_PER_DEVICE: others'
+guesses never pause the owner's browser, and a stolen device cookie alone
+allows only a few.
+
 Current passwords typed by a signed-in session (change password, change
 email, delete account) count in a bucket of the account's own: at the
 limit both sign-in buckets pause with it, the owner is emailed and the
