@@ -90,6 +90,11 @@ class Config:
     MAIL_TIMEOUT = env_int("MAIL_TIMEOUT", 10)
     MAIL_LEASE_SECONDS = env_int("MAIL_LEASE_SECONDS", 120)
     MAIL_POLL_INTERVAL = float(os.environ.get("MAIL_POLL_INTERVAL", 2))
+    # Sent and dropped outbox rows are deleted this many seconds after they were queued.
+    MAIL_KEEP_SENT = env_int("MAIL_KEEP_SENT", 7 * 24 * 3600)
+    # Seconds between two rounds of housekeeping (mail.housekeeping), in one process at a
+    # time: old mail, expired throttle rows, known browsers and sessions; 0: none.
+    HOUSEKEEPING_INTERVAL = env_int("HOUSEKEEPING_INTERVAL", 3600)
     MAIL_RETRY_BASE_DELAY = float(os.environ.get("MAIL_RETRY_BASE_DELAY", 30))
     MAIL_RETRY_MAX_DELAY = float(os.environ.get("MAIL_RETRY_MAX_DELAY", 3600))
     MAIL_RETRY_DEADLINE = env_int("MAIL_RETRY_DEADLINE", 24 * 3600)
@@ -131,6 +136,8 @@ class Config:
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
+    # IPv6 clients are limited per network of this prefix length (a host's usual /64).
+    RATELIMIT_IPV6_PREFIX = env_int("RATELIMIT_IPV6_PREFIX", 64)
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     RESET_RATE_LIMIT = os.environ.get("RESET_RATE_LIMIT", "5 per minute;20 per hour")
     REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "5 per minute;30 per hour")
@@ -142,6 +149,9 @@ class Config:
     LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 15 * 60)
     LOGIN_PAUSE_SECONDS = env_int("LOGIN_PAUSE_SECONDS", 15 * 60)
     LOGIN_PAUSE_MAX_SECONDS = env_int("LOGIN_PAUSE_MAX_SECONDS", 24 * 3600)
+    # A browser the account knows (its device cookie) is never paused by others' guesses:
+    # it has this budget of failures per LOGIN_FAILURE_WINDOW of its own instead.
+    LOGIN_FAILURES_PER_DEVICE = env_int("LOGIN_FAILURES_PER_DEVICE", 5)
 
     # Server-side sessions (auth.sessions), checked on every request. Remembered sign-ins
     # end after REMEMBER_COOKIE_DURATION seconds; others after SESSION_IDLE_TIMEOUT seconds
@@ -149,6 +159,8 @@ class Config:
     REMEMBER_COOKIE_DURATION = env_int("REMEMBER_COOKIE_DURATION", 30 * 24 * 3600)
     SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 12 * 3600)
     SESSION_MAX_AGE = env_int("SESSION_MAX_AGE", 7 * 24 * 3600)
+    # Live sessions one account may hold; a sign-in beyond it ends the least recently used.
+    MAX_SESSIONS_PER_ACCOUNT = env_int("MAX_SESSIONS_PER_ACCOUNT", 50)
     # Seconds a browser stays known to the accounts that signed in with it (auth.devices):
     # a sign-in from a browser the account does not know emails its owner.
     DEVICE_COOKIE_DURATION = env_int("DEVICE_COOKIE_DURATION", 2 * 365 * 24 * 3600)

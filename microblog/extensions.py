@@ -1,5 +1,6 @@
 """Extension objects, created unbound so that every app from create_app gets its own state."""
 
+import ipaddress
 import sqlite3
 
 from flask import current_app, request
@@ -7,7 +8,6 @@ from flask_babel import Babel
 from flask_babel import lazy_gettext as _l
 from flask_bootstrap import Bootstrap5
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_mail import Mail
 from flask_migrate import Migrate
@@ -29,7 +29,31 @@ login.login_view = "auth.login"
 login.login_message = _l("Please log in to access this page.")
 mail = Mail()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+
+
+def client_network():
+    """The per-IP limits' key: an IPv4 address, or the IPv6 network it belongs to.
+
+    One IPv6 host is commonly given a whole /64 (RATELIMIT_IPV6_PREFIX): keyed
+    per address, it would be 2^64 clients, each with a fresh allowance.
+    `remote_addr` is the peer's, or X-Forwarded-For's only through ProxyFix
+    (PROXY_COUNT).
+    """
+    address = request.remote_addr or ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:  # ::ffff:198.51.100.7 is that IPv4 client
+            return str(ip.ipv4_mapped)
+        prefix = current_app.config["RATELIMIT_IPV6_PREFIX"]
+        host_bits = 128 - prefix
+        return str(ipaddress.IPv6Network((int(ip) >> host_bits << host_bits, prefix)))
+    return str(ip)
+
+
+limiter = Limiter(key_func=client_network)
 bootstrap = Bootstrap5()
 babel = Babel()
 

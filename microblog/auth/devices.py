@@ -13,6 +13,19 @@ nor tell that two accounts share a browser (the hash differs per account),
 and no key is involved whose rotation would make every browser new at once.
 Several accounts on one browser each know it separately.
 
+The cookie carries the device id and an HMAC of it (SECRET_KEY, a salt of
+its own): a known browser, in the manner of OWASP's device cookies against
+online guessing. A browser counts as known to an account while its signed
+cookie matches one of the account's rows: bound to the account (the row's
+hash includes the user id), revocable (delete the row), and expiring with
+the cookie (DEVICE_COOKIE_DURATION after the browser's last sign-in). Such
+a browser is exempt from the account's sign-in pause and has a small
+failure budget of its own instead (throttle.py, LOGIN_FAILURES_PER_DEVICE),
+so a stranger's guesses never keep the owner out and a stolen device
+cookie alone does not grant unlimited guessing. A bare id of an older
+cookie still names the browser (no notice storm when signing started) but
+is never a known browser for the pause: the next sign-in replaces it.
+
 A sign-in from a browser this account does not know queues one notice,
 composed in the mail worker from the outbox row's context (emails.py): when,
 which browser and system, the masked address, and the devices page. There
@@ -30,6 +43,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app, url_for
+from itsdangerous import BadSignature, Signer
 from sqlalchemy.dialects import postgresql, sqlite
 
 from microblog import clock
@@ -50,15 +64,51 @@ def fingerprint(user_id, device_id):
     return hashlib.sha256(f"{user_id}:{device_id}".encode()).hexdigest()
 
 
-def note_sign_in_device(user, device_id, user_agent, address):
+def _signer():
+    return Signer(current_app.secret_key, salt="device-cookie")
+
+
+def read_cookie(value):
+    """(device id, signed) of a device cookie; ("", False) when it is none of ours."""
+    value = value or ""
+    if DEVICE_ID.fullmatch(value):  # an older, unsigned cookie
+        return value, False
+    try:
+        device_id = _signer().unsign(value).decode()
+    except BadSignature:
+        return "", False
+    return (device_id, True) if DEVICE_ID.fullmatch(device_id) else ("", False)
+
+
+def known_device(user_id, cookie):
+    """The fingerprint of this browser if `user_id`'s account knows it, else None.
+
+    One query for every signed cookie, whether or not the account exists
+    (`user_id` None), so the lookup's cost tells nothing about names.
+    """
+    device_id, signed = read_cookie(cookie)
+    if not signed:
+        return None
+    key = fingerprint(user_id, device_id)
+    cutoff = clock.utcnow() - timedelta(seconds=current_app.config["DEVICE_COOKIE_DURATION"])
+    found = db.session.scalar(
+        sa.select(KnownDevice.id).where(
+            KnownDevice.device_hash == key, KnownDevice.last_seen_at >= cutoff
+        )
+    )
+    return key if found is not None and user_id is not None else None
+
+
+def note_sign_in_device(user, cookie, user_agent, address):
     """Remember this browser for `user`; queue the notice if it is new to a known account.
 
-    `device_id` is the browser's device cookie ("" when it sent none), and
+    `cookie` is the browser's device cookie ("" when it sent none), and
     the id to give it back (`set_device_cookie`) is returned: a new one when
     the cookie is missing or not one of ours. Runs in the caller's
     transaction (the sign-in commits it).
     """
-    if not DEVICE_ID.fullmatch(device_id or ""):  # none, or not one of ours: a new browser
+    device_id, _signed = read_cookie(cookie)
+    if not device_id:  # none, or not one of ours: a new browser
         device_id = secrets.token_urlsafe(32)
     now = clock.utcnow()
     key = fingerprint(user.id, device_id)
@@ -91,11 +141,11 @@ def note_sign_in_device(user, device_id, user_agent, address):
 
 
 def set_device_cookie(response, device_id):
-    """Hand the browser its device cookie, renewed for its full lifetime."""
+    """Hand the browser its signed device cookie, renewed for its full lifetime."""
     config = current_app.config
     response.set_cookie(
         COOKIE_NAME,
-        device_id,
+        _signer().sign(device_id).decode(),
         max_age=config["DEVICE_COOKIE_DURATION"],
         path=url_for("auth.login"),  # sent with sign-ins only
         secure=cookie_secure(config),
@@ -131,3 +181,15 @@ def forget_stale_devices(user, now):
         .where(KnownDevice.user_id == user.id, KnownDevice.last_seen_at < cutoff)
         .execution_options(synchronize_session=False)
     )
+
+
+def forget_expired(now):
+    """Housekeeping: delete every account's rows whose cookie has expired."""
+    cutoff = now - timedelta(seconds=current_app.config["DEVICE_COOKIE_DURATION"])
+    deleted = db.session.execute(
+        sa.delete(KnownDevice)
+        .where(KnownDevice.last_seen_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return deleted.rowcount

@@ -9,6 +9,7 @@ naming the new one, masked. The link works in any browser, signed in or not.
 import enum
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from microblog import clock
@@ -16,7 +17,7 @@ from microblog.auth import audit
 from microblog.auth.emails import CHANGE_NOTICE, user_by_address
 from microblog.auth.tokens import CHANGE_EMAIL, read_token, user_for_claims
 from microblog.extensions import db
-from microblog.mail import defer_email
+from microblog.mail import count_recent_requests, defer_email
 from microblog.models import User
 from microblog.redact import mask_email
 
@@ -28,8 +29,16 @@ class EmailChangeOutcome(enum.Enum):
 
 
 def request_email_change(user, new_address):
-    """Queue both emails; the request does the same two writes for a free or a taken address."""
-    defer_email(CHANGE_EMAIL, new_address, tag=CHANGE_EMAIL).user_id = user.id
+    """Queue both emails; the request does the same writes for a free or a taken address.
+
+    The requester's hourly quota of links (ACCOUNT_EMAILS_PER_HOUR) is
+    charged here, per request, before anything looks at the new address:
+    charged in the composer, it was spent only when the address was free,
+    and counting the links told which addresses had an account.
+    """
+    requests = count_recent_requests(user, CHANGE_NOTICE)  # one notice per request
+    if requests < current_app.config["ACCOUNT_EMAILS_PER_HOUR"]:
+        defer_email(CHANGE_EMAIL, new_address, tag=CHANGE_EMAIL).user_id = user.id
     notice = defer_email(
         CHANGE_NOTICE, user.email, tag=CHANGE_NOTICE, context={"new": mask_email(new_address)}
     )

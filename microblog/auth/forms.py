@@ -1,6 +1,7 @@
 """Forms of the auth blueprint. Every one carries a CSRF token (Flask-WTF)."""
 
 from email_validator import EmailNotValidError
+from flask import request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, EmailField, PasswordField, StringField, SubmitField
@@ -8,6 +9,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from microblog.auth.emails import normalize_email
 from microblog.auth.passwords import policy_problem, verify_password
+from microblog.auth.throttle import PasswordCheck, check_current_password
 from microblog.forms import Form, username_taken
 from microblog.usernames import TAKEN_MESSAGE, username_validators
 
@@ -102,18 +104,31 @@ class ResendVerificationForm(Form):
     submit = SubmitField(_l("Send a new link"))
 
 
+def confirm_current_password(form, password):
+    """The session's holder typed the account's password: counted like a sign-in.
+
+    A wrong one is a form error; at the limit `form.paused` is set, and the
+    view signs the session out (see throttle.check_current_password).
+    """
+    outcome = check_current_password(form.user, password, request.remote_addr)
+    if outcome is PasswordCheck.PAUSED:
+        form.paused = True
+    if outcome is not PasswordCheck.RIGHT:
+        raise ValidationError(_("This is not your current password."))
+
+
 class PasswordConfirmedForm(Form):
     """An action on the signed-in account that whoever holds the session must confirm."""
 
     password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=1024)])
+    paused = False  # set when the wrong passwords reached the limit
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
 
     def validate_password(self, field):
-        if not verify_password(self.user.password_hash, field.data):
-            raise ValidationError(_("This is not your current password."))
+        confirm_current_password(self, field.data)
 
 
 class ChangeEmailForm(PasswordConfirmedForm):
@@ -155,11 +170,28 @@ class ChangePasswordForm(AccountPasswordForm):
         _l("Current password"), validators=[DataRequired(), Length(max=1024)]
     )
     submit = SubmitField(_l("Change password"))
+    paused = False  # set when the wrong passwords reached the limit
+
+    def validate_password(self, field):
+        """The policy only, for now: see `validate`."""
+        NewPasswordForm.validate_password(self, field)
 
     def validate_current_password(self, field):
         """Whoever holds the session must also know the password to change it."""
-        if not verify_password(self.user.password_hash, field.data):
-            raise ValidationError(_("This is not your current password."))
+        confirm_current_password(self, field.data)
+
+    def validate(self, extra_validators=None):
+        """ "This is your current password" only to whoever typed the current one.
+
+        Said before the current password was checked, it would let a stolen
+        session test guesses in the new-password field, uncounted.
+        """
+        if not super().validate(extra_validators):
+            return False
+        if verify_password(self.user.password_hash, self.password.data):
+            self.password.errors.append(_("This is your current password; choose a new one."))
+            return False
+        return True
 
 
 class ResetPasswordForm(AccountPasswordForm):

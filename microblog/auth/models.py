@@ -49,7 +49,8 @@ class SessionRecord(db.Model):
 class LoginThrottle(db.Model):
     __tablename__ = "login_throttle"
 
-    # SHA-256 of "user:<id>" for an account, of "name:<folded identifier>" otherwise.
+    # SHA-256 of the bucket: "id:<folded identifier>" (a name or an address as typed),
+    # "account:<user id>" (current passwords), "device:<known browser's hash>".
     key: so.Mapped[str] = so.mapped_column(sa.String(64), primary_key=True)
     user_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey(User.id, ondelete="CASCADE"), index=True

@@ -177,7 +177,12 @@ def login():
         return render_form_page("auth/login.html", LoginForm, title=_("Sign in"))
     form = LoginForm()
     if form.validate_on_submit():
-        attempt = authenticate(form.username.data, form.password.data, request.remote_addr)
+        attempt = authenticate(
+            form.username.data,
+            form.password.data,
+            request.remote_addr,
+            request.cookies.get(COOKIE_NAME, ""),
+        )
         if attempt.outcome is SignInOutcome.UNVERIFIED:  # the password was right: no leak
             return render_template("auth/unverified.html", title=_("Verify your address"))
         if attempt.outcome is SignInOutcome.SIGNED_IN:
@@ -333,7 +338,22 @@ def change_password():
             )
             return redirect(url_for("main.user", username=user.username))
         form.current_password.errors.append(_("Your password changed meanwhile; try again."))
+    if form.paused:
+        return signed_out_for_guessing()
     return render_template("auth/change_password.html", title=_("Change password"), form=form)
+
+
+def signed_out_for_guessing():
+    """Too many wrong current passwords: this session ends, and sign-in is paused."""
+    sign_out()
+    flash(
+        _(
+            "Too many wrong passwords: you have been signed out, and signing in to this "
+            "account is paused for a while."
+        ),
+        "danger",
+    )
+    return redirect(url_for("auth.login"))
 
 
 # The address.
@@ -353,6 +373,8 @@ def change_email():
             "info",
         )
         return redirect(url_for("main.user", username=user.username))
+    if form.paused:
+        return signed_out_for_guessing()
     return render_template("auth/change_email.html", title=_("Change email address"), form=form)
 
 
@@ -384,4 +406,6 @@ def delete_account():
         delete_account_and_say_goodbye(user)
         flash(said, "info")
         return redirect(url_for("main.index"))
+    if form.paused:
+        return signed_out_for_guessing()
     return render_template("auth/delete_account.html", title=_("Delete account"), form=form)

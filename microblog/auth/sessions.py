@@ -62,6 +62,7 @@ def sign_in(user, remember, user_agent, address):
         address=mask_address(address),
     )
     forget_ended_records(user, now)
+    make_room(user, config["MAX_SESSIONS_PER_ACCOUNT"] - 1)
     db.session.add(record)
     db.session.commit()
     user.session_id = session_id
@@ -84,6 +85,51 @@ def forget_ended_records(user, now):
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def make_room(user, keep):
+    """Leave at most `keep` of the user's records: the least recently used end first.
+
+    MAX_SESSIONS_PER_ACCOUNT bounds the table whatever a client does (a
+    script signing in in a loop); a person's own devices are far fewer.
+    """
+    oldest = db.session.scalars(
+        sa.select(SessionRecord.id)
+        .where(SessionRecord.user_id == user.id)
+        .order_by(SessionRecord.last_seen_at.desc(), SessionRecord.id.desc())
+        .offset(max(keep, 0))
+    ).all()
+    if oldest:
+        db.session.execute(
+            sa.delete(SessionRecord)
+            .where(SessionRecord.id.in_(oldest))
+            .execution_options(synchronize_session=False)
+        )
+        audit.record("session.evicted", user=user.id, count=len(oldest))
+
+
+def forget_ended(now):
+    """Housekeeping: delete every account's records that can never sign in again."""
+    idle_since = now - timedelta(seconds=current_app.config["SESSION_IDLE_TIMEOUT"])
+    current_token = (
+        sa.select(User.session_token).where(User.id == SessionRecord.user_id).scalar_subquery()
+    )
+    deleted = db.session.execute(
+        sa.delete(SessionRecord)
+        .where(
+            sa.or_(
+                SessionRecord.revoked_at.is_not(None),
+                SessionRecord.expires_at <= now,
+                sa.and_(
+                    SessionRecord.remembered.is_(False), SessionRecord.last_seen_at < idle_since
+                ),
+                SessionRecord.user_token != current_token,
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return deleted.rowcount
 
 
 def _seconds(lifetime):

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError
+from flask import current_app
 
 from microblog.auth import audit, throttle
-from microblog.auth.devices import note_sign_in_device
+from microblog.auth.devices import known_device, note_sign_in_device
 from microblog.auth.emails import normalize_email
 from microblog.auth.passwords import (
+    HashingBusy,
     burn_verification_time,
     needs_rehash,
     upgrade_hash,
@@ -60,9 +62,9 @@ def find_account(identifier):
     return db.session.scalar(sa.select(User).where(User.username_key == folded)), folded
 
 
-def authenticate(identifier, password, address):
-    """Decide a sign-in attempt from `address` (the client IP); see SignInAttempt."""
-    attempt = decide(identifier, password, address)
+def authenticate(identifier, password, address, device_cookie=""):
+    """Decide a sign-in attempt from `address` (the client IP) and this browser's device cookie."""
+    attempt = decide(identifier, password, address, device_cookie)
     if attempt.outcome is SignInOutcome.UNVERIFIED:
         audit.record("login.unverified", user=attempt.user.id)
     elif attempt.outcome is not SignInOutcome.SIGNED_IN:
@@ -70,28 +72,53 @@ def authenticate(identifier, password, address):
     return attempt
 
 
-def decide(identifier, password, address):
-    """The decision itself, each path at the same cost (see the module's docstring)."""
+def decide(identifier, password, address, device_cookie=""):
+    """The decision itself, each path at the same cost (see the module's docstring).
+
+    A browser the account knows (devices.py) counts its failures in a
+    bucket of its own, with a small budget, instead of the identifier's:
+    the pause that others' guesses put on the name or address never
+    applies to it.
+    """
     user, folded = find_account(identifier)
     # Read now: counting commits, and reading the expired row after it would
     # cost a known name one more query than an unknown one (0.7 ms by HTTP).
     user_id, stored_hash = (user.id, user.password_hash) if user is not None else (None, None)
-    key = throttle.throttle_key(user, folded)
-    refused_until, pause_started = throttle.count_attempt(key, user, address)
+    device = known_device(user_id, device_cookie) if device_cookie else None
+    if device is not None:
+        key, limit = throttle.device_key(device), current_app.config["LOGIN_FAILURES_PER_DEVICE"]
+    else:
+        key, limit = throttle.identifier_key(folded), None
+    refused_until, pause_started = throttle.count_attempt(
+        key, user, address, limit, notify=device is None
+    )
     if refused_until is not None:
         burn_verification_time(password)
         return SignInAttempt(SignInOutcome.PAUSED, paused_until=refused_until)
-    if user is None:
-        burn_verification_time(password)
-    elif verify_password(stored_hash, password) and (
-        not needs_rehash(stored_hash) or upgrade_hash(user_id, stored_hash, password)
-    ):
+    try:
+        # A known browser is the one to serve first in a flood: the hashing
+        # admission's priority flag, once it has one, is `device is not None`.
+        right = check(user_id, stored_hash, password)
+    except HashingBusy:  # never checked: not a failure of this identifier
+        throttle.uncount(key)
+        raise
+    if right:
         throttle.record_success(key)
         verified = SignInOutcome.SIGNED_IN if user.email_verified else SignInOutcome.UNVERIFIED
         return SignInAttempt(verified, user)
     if pause_started is not None:
         return SignInAttempt(SignInOutcome.PAUSED, paused_until=pause_started)
     return SignInAttempt(SignInOutcome.INVALID)
+
+
+def check(user_id, stored_hash, password):
+    """The password check of a sign-in (a dummy one for an unknown name), rehashing if due."""
+    if user_id is None:
+        burn_verification_time(password)
+        return False
+    return verify_password(stored_hash, password) and (
+        not needs_rehash(stored_hash) or upgrade_hash(user_id, stored_hash, password)
+    )
 
 
 def start_session(user, remember, device_id, user_agent, address):

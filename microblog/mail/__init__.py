@@ -6,16 +6,20 @@ What other packages may use of mail is exported here, and only here.
 from microblog.mail import error_reports, metrics, workers
 from microblog.mail.cli import mail_cli
 from microblog.mail.delivery import composer, rehearse_send
+from microblog.mail.housekeeping import add_chore
 from microblog.mail.outbox import (
     count_recent_emails,
+    count_recent_requests,
     defer_email,
     drop_account_mail,
     send_email,
 )
 
 __all__ = [
+    "add_chore",
     "composer",
     "count_recent_emails",
+    "count_recent_requests",
     "defer_email",
     "drop_account_mail",
     "init_app",

@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from microblog.extensions import db
-from microblog.mail import metrics, outbox
+from microblog.mail import housekeeping, metrics, outbox
 from microblog.mail.delivery import deliver_due
 from microblog.mail.workers import dispatcher
 
@@ -62,6 +62,7 @@ def send_pending():
     settled = deliver_due()
     counts = outbox.counts_by_state(db.session)
     click.echo(f"settled {settled} message(s); still pending: {counts[outbox.PENDING]}")
+    housekeeping.run_round()  # when due, and no other process has it: cron keeps house too
 
 
 @mail_cli.command("purge")

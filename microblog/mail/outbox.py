@@ -107,6 +107,26 @@ def defer_email(kind, recipient, *, tag=None, context=None):
     )
 
 
+def count_recent_requests(user, tag):
+    """Messages of this tag queued for the account in the past hour, whatever became of them.
+
+    A quota charged when asked, before anything looks at the recipient: the
+    count cannot depend on what the composer later finds. Locks the user's
+    row, like `count_recent_emails`, so concurrent requests count in turn.
+    """
+    db.session.execute(sa.update(User).where(User.id == user.id).values(id=User.id))
+    since = clock.utcnow() - timedelta(hours=1)
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.tag == tag,
+            OutboxMessage.user_id == user.id,
+            OutboxMessage.created_at >= since,
+        )
+    )
+
+
 def count_recent_emails(user, tag):
     """Emails of this tag the account was sent, or is about to be, in the past hour.
 

@@ -35,6 +35,7 @@ from microblog.mail.delivery import (
     probe_server,
     server_answered,
 )
+from microblog.mail.housekeeping import Schedule
 from microblog.mail.pool import ConnectionLimit
 
 log = logging.getLogger("microblog.mail")
@@ -69,6 +70,7 @@ class Dispatcher:
         self.backlog = False  # the last claim was a full batch
         self.sent = 0  # messages delivered by this process, for `flask mail worker`'s log
         self.recorded = float("-inf")  # when the open circuit was last written to the database
+        self.housekeeping = Schedule()  # the tables' trimming, when idle (housekeeping.py)
 
     def notify(self):
         """New mail was committed: start the pool if needed and wake it."""
@@ -169,6 +171,7 @@ class Dispatcher:
                     link = self.close_link(link, me)
                     if self.limit.leave(me, idle=True):
                         return
+                    self.housekeeping.maybe_run(app)
                     self.wake.wait(app.config["MAIL_POLL_INTERVAL"])
                     continue
                 self.sent += outcome.sent

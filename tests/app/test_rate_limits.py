@@ -1,6 +1,7 @@
 """Limits: per client IP on the account forms (Flask-Limiter), per account on reset emails."""
 
 import contextlib
+import ipaddress
 import threading
 import uuid
 from datetime import timedelta
@@ -91,8 +92,10 @@ def test_the_per_ip_limits_can_live_in_redis(database_url, smtp, request):
         RESET_RATE_LIMIT="2 per minute",
     )
     request.addfinalizer(lambda: close_app(app, drop=False))
-    client_ip = f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"  # this test's own keys
-    environ = {"REMOTE_ADDR": client_ip}
+    # This test's own keys: a /64 of its own (the per-IP key of an IPv6 client).
+    network = ipaddress.IPv6Network((uuid.uuid4().int >> 64 << 64, 64))
+    environ = {"REMOTE_ADDR": str(network[1])}
+    client_ip = str(network)
     store = redis.Redis(host="127.0.0.1", port=6379)
     request.addfinalizer(lambda: [store.delete(key) for key in store.scan_iter(f"*{client_ip}*")])
 
@@ -218,3 +221,49 @@ def test_two_mail_workers_cannot_both_take_the_last_slot(app, make_user, smtp, m
     with app.app_context():
         states = list(db.session.scalars(sa.select(OutboxMessage.state)))
     assert sorted(states) == ["dropped"] + ["sent"] * 3
+
+
+# The per-IP limits see a network: IPv6 per /64, IPv4 per address.
+
+
+def login_from(app, address, headers=None):
+    return app.test_client().post(
+        "/auth/login",
+        data={"username": "nobody", "password": "a wrong guess"},
+        environ_base={"REMOTE_ADDR": address},
+        headers=headers or {},
+    )
+
+
+@pytest.mark.settings(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute")
+def test_ipv6_clients_share_the_limit_of_their_64(app):
+    same_network = ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:2:abcd:1:2:3"]
+    answers = [login_from(app, address).status_code for address in same_network]
+    assert answers[:2] != [429, 429] and answers[2] == 429
+    assert login_from(app, "2001:db8:1:3::1").status_code != 429  # the next /64 is another
+
+
+@pytest.mark.settings(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute")
+def test_ipv4_clients_are_limited_per_address(app):
+    for _ in range(2):
+        login_from(app, "198.51.100.7")
+    assert login_from(app, "198.51.100.7").status_code == 429
+    assert login_from(app, "198.51.100.8").status_code != 429
+    assert login_from(app, "::ffff:198.51.100.7").status_code == 429  # the same IPv4 client
+
+
+@pytest.mark.settings(
+    RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute", RATELIMIT_IPV6_PREFIX=48
+)
+def test_the_ipv6_prefix_is_a_setting(app):
+    for address in ("2001:db8:1:2::1", "2001:db8:1:3::1"):
+        login_from(app, address)
+    assert login_from(app, "2001:db8:1:4::1").status_code == 429
+
+
+@pytest.mark.settings(RATELIMIT_ENABLED=True, LOGIN_RATE_LIMIT="2 per minute")
+def test_a_forwarded_for_header_is_not_believed_without_a_proxy(app):
+    for n in range(2):
+        login_from(app, "198.51.100.7", {"X-Forwarded-For": f"2001:db8:{n}::1"})
+    spoofed = login_from(app, "198.51.100.7", {"X-Forwarded-For": "2001:db8:9::1"})
+    assert spoofed.status_code == 429

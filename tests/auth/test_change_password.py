@@ -93,3 +93,12 @@ def test_the_changed_notice_is_written_by_the_mail_worker(app, client, susan, de
     assert notice["Subject"] == "[Microblog] Your password was changed"
     assert notice["To"] == "susan@example.com"
     assert "Dear susan" in text_of(notice) and "/auth/reset_password_request" in text_of(notice)
+
+
+def test_the_new_password_field_is_no_oracle_for_the_current_one(client, susan):
+    """Whoever does not know the current password learns nothing from the new one typed."""
+    answer = change(client, current="a wrong current password", new=PASSWORD)
+    assert "This is not your current password." in answer.text
+    assert "This is your current password; choose a new one." not in answer.text
+    answer = change(client, current=PASSWORD, new=PASSWORD)
+    assert "This is your current password; choose a new one." in answer.text

@@ -244,7 +244,8 @@ def test_change_links_and_notices_are_capped_per_account(
     assert recipients == ["new0@example.net", "new1@example.net"] + ["susan@example.com"] * 2
     with app.app_context():
         states = db.session.scalars(sa.select(OutboxMessage.state).order_by(OutboxMessage.id))
-        assert sorted(states) == ["dropped"] * 4 + ["sent"] * 4
+        # Links past the quota are not even queued; notices past theirs are dropped.
+        assert sorted(states) == ["dropped"] * 2 + ["sent"] * 4
 
 
 def row_lock_is_free(connection, user_id):
@@ -275,3 +276,21 @@ def test_counting_an_account_s_emails_locks_it_until_the_composer_commits(app, m
         db.session.rollback()
         with db.engine.connect() as other:
             assert row_lock_is_free(other, susan)
+
+
+@pytest.mark.parametrize("target_taken", [False, True])
+def test_the_requesters_quota_is_charged_whether_or_not_the_target_is_taken(
+    app, client, make_user, auth, deliver, smtp, target_taken
+):
+    """A change to a probed address, then three to her own: as many links either way."""
+    make_user("susan")
+    if target_taken:
+        make_user("bob", email="probe@example.org")
+    auth.login()
+    change_email(client, "probe@example.org")
+    for n in range(3):
+        change_email(client, f"susan.own{n}@example.net")
+    deliver()
+    links = [m["To"] for m in smtp.messages if m["Subject"] == f"[Microblog] {CONFIRM}"]
+    own = [to for to in links if to.startswith("susan.own")]
+    assert own == ["susan.own0@example.net", "susan.own1@example.net"]

@@ -12,6 +12,7 @@ from microblog import clock
 from microblog.auth.devices import COOKIE_NAME, fingerprint
 from microblog.auth.models import KnownDevice
 from microblog.extensions import db
+from microblog.mail.housekeeping import run_round
 from microblog.mail.outbox import OutboxMessage
 from support.auth import PASSWORD, AuthActions, last_email
 from support.gunicorn import database_url_for_env, register
@@ -130,7 +131,8 @@ def test_the_database_holds_a_hash_per_account_not_the_device_cookie(app, make_u
     shared = browser(app)
     sign_in(shared, "susan")
     sign_in(shared, "bob")
-    device_id = shared.get_cookie(COOKIE_NAME, domain="localhost", path="/auth/login").value
+    cookie = shared.get_cookie(COOKIE_NAME, domain="localhost", path="/auth/login").value
+    device_id = cookie.partition(".")[0]  # the id, then its signature
     rows = known_devices(app)
     assert [row.device_hash for row in rows] == [
         fingerprint(row.user_id, device_id) for row in rows
@@ -313,3 +315,24 @@ def test_under_gunicorn_a_second_browser_gets_the_owner_one_notice(
         tags = connection.execute(sa.text("SELECT tag FROM outbox")).scalars().all()
     engine.dispose()
     assert sorted(tags) == ["new_sign_in", "verify_email"]
+
+
+# The table stays bounded: a browser is forgotten once its cookie has expired.
+
+
+def test_known_browsers_are_forgotten_with_their_cookie(app, make_user, monkeypatch):
+    make_user("susan")
+    make_user("bob")
+    for _ in range(3):
+        sign_in(browser(app))  # a browser that drops its cookies each time
+    sign_in(browser(app), "bob")
+    assert len(known_devices(app)) == 4
+    later = clock.utcnow() + timedelta(seconds=app.config["DEVICE_COOKIE_DURATION"] - 60)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    kept = browser(app)
+    sign_in(kept, "bob")  # seen again: it stays
+    gone = later + timedelta(seconds=120)
+    monkeypatch.setattr(clock, "utcnow", lambda: gone)
+    with app.app_context():
+        assert run_round()["known_device"] == 4  # every account's, by housekeeping
+    assert len(known_devices(app)) == 1

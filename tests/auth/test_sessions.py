@@ -10,6 +10,7 @@ from microblog import clock
 from microblog.auth.models import SessionRecord
 from microblog.auth.sessions import live_records
 from microblog.extensions import db
+from microblog.mail.housekeeping import run_round
 from microblog.models import User
 from support.auth import PASSWORD, AuthActions, flashes
 
@@ -303,3 +304,30 @@ def test_any_user_agent_or_none_signs_in_and_is_labelled(app, make_user):
     assert (browser, system) == ("Firefox", "Linux")
     assert neither == empty
     assert neither and "None" not in neither and "SomeBot" not in neither
+
+
+# The table stays bounded: sessions per account are capped, ended ones are deleted.
+
+
+@pytest.mark.settings(MAX_SESSIONS_PER_ACCOUNT=3)
+def test_an_account_keeps_at_most_max_sessions_the_least_recently_used_end(app, susan, monkeypatch):
+    browsers = []
+    for n in range(5):
+        move_clock(monkeypatch, minutes=2)  # each later than the one before
+        browsers.append(device(app, address=f"203.0.113.{n + 1}"))
+        AuthActions(browsers[-1]).login()
+    assert len(records(app)) == 3
+    assert [signed_in(b) for b in browsers] == [False, False, True, True, True]
+
+
+def test_housekeeping_deletes_every_accounts_ended_sessions(app, susan, make_user, monkeypatch):
+    make_user("bob")
+    for name in ("susan", "bob"):
+        AuthActions(device(app)).login(name)  # not remembered: ends when idle
+    remembered = device(app)
+    AuthActions(remembered).login("susan", remember_me=True)
+    move_clock(monkeypatch, seconds=app.config["SESSION_IDLE_TIMEOUT"] + 1)
+    with app.app_context():
+        assert run_round()["session_record"] == 2
+    assert len(records(app)) == 1
+    assert signed_in(remembered)

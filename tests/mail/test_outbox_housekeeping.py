@@ -1,10 +1,12 @@
-"""What the workers' expiry sweep and `flask mail purge` may touch, and what they must not.
+"""What the workers' expiry sweep, their housekeeping and `flask mail purge` may touch.
 
 The sweep fails only pending mail whose retry deadline passed: a message in
 a worker's hands, or already settled, keeps its state. The purge never
 deletes the past hour's messages, which the per-account reset limit counts.
 """
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 
 from microblog import clock
 from microblog.extensions import db
+from microblog.mail.housekeeping import run_round
 from microblog.mail.outbox import (
     DROPPED,
     FAILED,
@@ -23,6 +26,8 @@ from microblog.mail.outbox import (
     new_message,
     purge_settled,
 )
+from microblog.mail.workers import dispatcher
+from support.app import build_app, close_app
 
 
 @pytest.fixture
@@ -80,3 +85,64 @@ def test_the_purge_keeps_the_past_hour_whatever_it_is_asked(app, now, older_than
     with app.app_context():
         assert purge_settled(db.session, older_than) == 2
     assert states(app, ids) == [SENT, DROPPED, None, None, FAILED]
+
+
+# The workers keep house: on a schedule, in one process at a time.
+
+
+def housekeeping_round(app):
+    with app.app_context():
+        return run_round()
+
+
+@pytest.mark.settings(MAIL_KEEP_SENT=3 * 24 * 3600)
+def test_a_round_purges_settled_mail_older_than_mail_keep_sent(app, now):
+    ids = add_rows(
+        app,
+        {"state": SENT, "created_at": now - timedelta(days=4)},
+        {"state": DROPPED, "created_at": now - timedelta(days=4)},
+        {"state": SENT, "created_at": now - timedelta(days=2)},
+        {"state": FAILED, "created_at": now - timedelta(days=4)},
+        {"state": PENDING, "created_at": now - timedelta(days=4)},
+    )
+    assert housekeeping_round(app)["outbox"] == 2
+    assert states(app, ids) == [None, None, SENT, FAILED, PENDING]
+
+
+def test_one_round_per_interval_however_many_processes_ask(app, database_url, smtp, now, request):
+    """Two apps on one database (two processes): the lease row lets one of them in."""
+    other = build_app(database_url, smtp)
+    request.addfinalizer(lambda: close_app(other, drop=False))
+    start = threading.Barrier(2)
+    rounds = []
+
+    def ask(an_app):
+        start.wait()
+        rounds.append(housekeeping_round(an_app))
+
+    threads = [threading.Thread(target=ask, args=(a,)) for a in (app, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r is not None for r in rounds) == 1
+    assert housekeeping_round(app) is None  # not due again within the hour
+
+
+def test_the_next_round_comes_an_interval_later(app, monkeypatch, now):
+    assert housekeeping_round(app) is not None
+    later = now + timedelta(seconds=app.config["HOUSEKEEPING_INTERVAL"])
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    assert housekeeping_round(app) is not None
+
+
+@pytest.mark.settings(MAIL_WORKERS=1, HOUSEKEEPING_INTERVAL=1, MAIL_POLL_INTERVAL=0.1)
+def test_the_mail_workers_keep_house_by_themselves(app):
+    """The outbox stops growing with nothing scheduled outside the app: the workers purge it."""
+    old = clock.utcnow() - timedelta(days=8)
+    ids = add_rows(app, *({"state": SENT, "created_at": old} for _ in range(5)))
+    dispatcher(app).start()
+    deadline = time.monotonic() + 10
+    while states(app, ids) != [None] * 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert states(app, ids) == [None] * 5
