@@ -11,16 +11,14 @@ import smtplib
 import time
 from contextlib import nullcontext
 from datetime import timedelta
-from email.header import Header, decode_header, make_header
 from functools import partial
 
-import flask_mail
 import sqlalchemy as sa
 from flask import current_app
 
 from microblog import clock
 from microblog.extensions import db, mail
-from microblog.mail import metrics
+from microblog.mail import metrics, mime
 from microblog.mail.outbox import (
     DROPPED,
     FAILED,
@@ -170,9 +168,29 @@ class SmtpLink:
         self.connection = None
         self.on_connect = None  # called once the server has accepted the connection
 
-    def send(self, message):
+    def send(self, row):
+        """Send the row: 8-bit only to a server that announced 8BITMIME, and then declared."""
         self.open()
-        self.connection.send(message)
+        host = self.connection.host
+        host.ehlo_or_helo_if_needed()
+        eight_bit = host.has_extn("8bitmime") and not signing(current_app.config)
+        data = wire_bytes(as_email(row, eight_bit))
+        host.sendmail(
+            envelope_sender(current_app.config, row),
+            row.recipient_list,
+            data,
+            mime.mail_options(data),
+        )
+        self.count_sent()
+
+    def count_sent(self):
+        """Flask-Mail's MAIL_MAX_EMAILS: a new connection after that many messages."""
+        connection = self.connection
+        connection.num_emails += 1
+        if connection.num_emails == connection.mail.max_emails:
+            connection.num_emails = 0
+            connection.host.quit()
+            connection.host = connection.configure_host()
 
     def open(self):
         """Connect, if not connected: the server's greeting comes before any claim."""
@@ -202,14 +220,14 @@ class LogLink:
     def open(self):
         pass
 
-    def send(self, message):
+    def send(self, row):
         log.info(
             "Email not sent: MAIL_SERVER is unset. It would have been:\n"
             "From: %s\nTo: %s\nSubject: %s\n\n%s",
-            message.sender,
-            ", ".join(message.recipients),
-            make_header(decode_header(message.subject)),
-            message.body,
+            row.sender,
+            ", ".join(row.recipient_list),
+            row.subject,
+            row.text_body,
         )
 
     def close(self):
@@ -222,17 +240,32 @@ def new_link():
     return SmtpLink(config["MAIL_TIMEOUT"]) if config.get("MAIL_SERVER") else LogLink()
 
 
-def as_flask_mail(row):
-    """The row as a Flask-Mail message, keeping its Message-ID across retries."""
-    message = flask_mail.Message(
-        encoded_subject(row.subject),
-        sender=row.sender,
-        recipients=row.recipient_list,
-        body=row.text_body,
-        html=row.html_body,
+def as_email(row, eight_bit=False):
+    """The row as the message to send; its Message-ID is the row's, the same across retries."""
+    return mime.build(
+        row.sender,
+        row.recipient_list,
+        row.subject,
+        row.text_body,
+        row.html_body,
+        row.message_id,
+        eight_bit=eight_bit,
     )
-    message.msgId = row.message_id
-    return message
+
+
+def signing(config):
+    """Whether messages are DKIM-signed (then their bodies always go 7-bit)."""
+    return False
+
+
+def wire_bytes(message):
+    """The bytes that go after DATA: flattened, then signed when DKIM is configured."""
+    return mime.as_bytes(message)
+
+
+def envelope_sender(config, row):
+    """MAIL FROM: the From address."""
+    return mime.address_of(row.sender)
 
 
 def rehearse_send(message, subject, text_body, html_body):
@@ -250,20 +283,7 @@ def rehearse_send(message, subject, text_body, html_body):
         html_body=html_body,
         message_id=message.message_id,
     )
-    as_flask_mail(draft).as_bytes()
-
-
-def encoded_subject(subject):
-    """A subject outside ASCII as RFC 2047 encoded words, folded to fit the line.
-
-    Left to Flask-Mail 0.10, a Russian subject loses the spaces at the seams
-    of its encoded words: its lines are too long for the email package, which
-    folds them again and drops the space between two words. Lines that fit
-    are sent as they are; the space stays inside the encoded words.
-    """
-    if subject.isascii():
-        return subject
-    return Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    wire_bytes(as_email(draft))
 
 
 def probe_server():
@@ -373,7 +393,7 @@ def deliver_batch(
         try:
             if row.kind == "email" or compose(session, row):
                 started = time.perf_counter()
-                link.send(as_flask_mail(row))
+                link.send(row)
                 tally.sent(row.tag, time.perf_counter() - started)
                 sent.append(row)
             else:

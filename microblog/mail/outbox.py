@@ -10,7 +10,7 @@ is at-least-once.
 import json
 import uuid
 from datetime import timedelta
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -62,9 +62,14 @@ class OutboxMessage(db.Model):
 
 
 def message_domain():
-    """The right-hand side of Message-IDs: the public host, not the machine's name."""
-    server = current_app.config.get("SERVER_NAME") or "localhost"
-    return server.split(":")[0]
+    """The right-hand side of Message-IDs: the public host, else the sender's domain.
+
+    Never the machine's name, which says nothing of the site and may be private.
+    """
+    config = current_app.config
+    sender_domain = parseaddr(config["MAIL_DEFAULT_SENDER"])[1].rpartition("@")[2]
+    server = config.get("SERVER_NAME") or sender_domain
+    return server.split(":")[0] or "localhost"
 
 
 def new_message(subject, sender, recipients, text_body, html_body, **fields):
