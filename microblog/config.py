@@ -70,6 +70,11 @@ class Config:
         ADMINS[0] if ADMINS else "no-reply@localhost"
     )
     MAIL_SUPPRESS_SEND = False
+    # DKIM: all three set, every email is signed with this key (RSA 2048+ or Ed25519, PEM);
+    # `flask mail dkim-record` prints the DNS record to publish. Unset: unsigned.
+    DKIM_DOMAIN = os.environ.get("DKIM_DOMAIN") or None
+    DKIM_SELECTOR = os.environ.get("DKIM_SELECTOR") or None
+    DKIM_PRIVATE_KEY_PATH = os.environ.get("DKIM_PRIVATE_KEY_PATH") or None
 
     # The outbox: worker threads per process, and how hard they try.
     # MAIL_WORKERS threads always run (0: none in this process, see `flask mail worker`);

@@ -3,7 +3,7 @@
 What other packages may use of mail is exported here, and only here.
 """
 
-from microblog.mail import error_reports, metrics, workers
+from microblog.mail import error_reports, metrics, signing, workers
 from microblog.mail.cli import mail_cli
 from microblog.mail.delivery import composer, rehearse_send
 from microblog.mail.outbox import (
@@ -25,7 +25,8 @@ __all__ = [
 
 
 def init_app(app):
-    """The app's worker pool, error reports, `/metrics` and `flask mail` commands."""
+    """The app's DKIM key, worker pool, error reports, `/metrics` and `flask mail` commands."""
+    signing.init_app(app)
     workers.init_app(app)
     metrics.init_app(app)
     error_reports.init_app(app)

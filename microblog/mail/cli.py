@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from microblog.extensions import db
-from microblog.mail import metrics, outbox
+from microblog.mail import metrics, outbox, signing
 from microblog.mail.delivery import deliver_due
 from microblog.mail.workers import dispatcher
 
@@ -100,3 +100,14 @@ def worker(threads):
     log.info("Mail worker stopping: finishing the messages in hand")
     pool.stop()
     log.info("Mail worker stopped")
+
+
+@mail_cli.command("dkim-record")
+def dkim_record():
+    """Print the DNS TXT record that publishes the DKIM key (DKIM_* settings)."""
+    signer = signing.signer_of(current_app)
+    if signer is None:
+        raise click.ClickException(
+            "DKIM signing is off: set DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_PATH"
+        )
+    click.echo(signing.zone_line(signer))

@@ -18,7 +18,7 @@ from flask import current_app
 
 from microblog import clock
 from microblog.extensions import db, mail
-from microblog.mail import metrics, mime
+from microblog.mail import metrics, mime, signing
 from microblog.mail.outbox import (
     DROPPED,
     FAILED,
@@ -173,7 +173,7 @@ class SmtpLink:
         self.open()
         host = self.connection.host
         host.ehlo_or_helo_if_needed()
-        eight_bit = host.has_extn("8bitmime") and not signing(current_app.config)
+        eight_bit = host.has_extn("8bitmime") and not signing.signer_of(current_app)
         data = wire_bytes(as_email(row, eight_bit))
         host.sendmail(
             envelope_sender(current_app.config, row),
@@ -253,14 +253,15 @@ def as_email(row, eight_bit=False):
     )
 
 
-def signing(config):
-    """Whether messages are DKIM-signed (then their bodies always go 7-bit)."""
-    return False
-
-
 def wire_bytes(message):
-    """The bytes that go after DATA: flattened, then signed when DKIM is configured."""
-    return mime.as_bytes(message)
+    """The bytes that go after DATA: flattened, then signed when DKIM is configured.
+
+    A signed message is always built 7-bit: a relay further on that must
+    downgrade an 8-bit body would break its signature.
+    """
+    data = mime.as_bytes(message)
+    signer = signing.signer_of(current_app)
+    return data if signer is None else signer.sign(data)
 
 
 def envelope_sender(config, row):
