@@ -18,7 +18,7 @@ from flask import current_app
 
 from microblog import clock
 from microblog.extensions import db, mail
-from microblog.mail import metrics, mime, signing
+from microblog.mail import bounces, metrics, mime, signing
 from microblog.mail.outbox import (
     DROPPED,
     FAILED,
@@ -265,8 +265,8 @@ def wire_bytes(message):
 
 
 def envelope_sender(config, row):
-    """MAIL FROM: the From address."""
-    return mime.address_of(row.sender)
+    """MAIL FROM: where bounces go (MAIL_RETURN_PATH, VERP-encoded or not)."""
+    return bounces.envelope_sender(config, row.recipient_list, mime.address_of(row.sender))
 
 
 def rehearse_send(message, subject, text_body, html_body):
@@ -392,13 +392,15 @@ def deliver_batch(
                 warn_lease_lost(row.id)
                 continue
         try:
-            if row.kind == "email" or compose(session, row):
+            if row.kind != "email" and not compose(session, row):
+                outcome.settled += 1  # its composer dropped it
+            elif suppress(session, row, claim):
+                outcome.settled += 1
+            else:
                 started = time.perf_counter()
                 link.send(row)
                 tally.sent(row.tag, time.perf_counter() - started)
                 sent.append(row)
-            else:
-                outcome.settled += 1
         except Exception as exc:  # every failure is classified and kept, none lost
             refused = getattr(link, "connection", True) is None  # it never connected
             session.rollback()
@@ -491,6 +493,26 @@ def compose(session, row):
     return True
 
 
+def suppress(session, row, claim):
+    """Drop activity mail to an address that failed for good (see bounces); True if dropped."""
+    if not bounces.suppressed(session, row):
+        return False
+    if settle(
+        session,
+        row.id,
+        claim,
+        state=DROPPED,
+        lease_until=None,
+        text_body="",
+        html_body=None,
+        last_error="suppressed: undeliverable address",
+    ):
+        audit.info("email.suppressed id=%s tag=%s user=%s", row.id, row.tag, row.user_id)
+    else:
+        warn_lease_lost(row.id)
+    return True
+
+
 def record_sent(session, rows, claim, tally):
     """Mark sent the rows this claim still holds, with their counters; how many."""
     if not rows:
@@ -540,6 +562,9 @@ def record_failure(session, row, claim, exc, kind=None):
     recipients = ", ".join(mask_email(r) for r in row.recipient_list)
     tally = metrics.Tally()
     (tally.failed if give_up else tally.retried)(row.tag)
+    marked = []
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):  # a 5xx about the mailbox: mark it
+        marked = bounces.mark_refused_recipients(session, exc.recipients)
     if not settle(
         session,
         row.id,
@@ -555,6 +580,8 @@ def record_failure(session, row, claim, exc, kind=None):
         return 0
     metrics.add(session, tally)
     session.commit()
+    for address in marked:
+        audit.info("email.undeliverable address=%s reason=rcpt", mask_email(address))
     if give_up:
         log.error(
             "Email %s to %s failed for good after %d attempt(s): %s",
