@@ -8,6 +8,7 @@ from microblog.auth.emails import RESET_TAG
 from microblog.extensions import db
 from microblog.mail import ACTIVITY, defer_email, send_email
 from microblog.mail.bounces import UndeliverableAddress, permanent_at_rcpt
+from support.auth import email_link
 from support.outbox import outbox_rows
 
 
@@ -174,3 +175,13 @@ def test_keeping_the_address_is_a_post_only(app, client, auth, make_user):
     feed(app, report())
     assert client.get("/auth/keep_address").status_code == 405
     assert marked(app) == {"susan@example.com"}
+
+
+def test_verifying_the_address_again_lifts_the_mark(app, client, auth, smtp, deliver):
+    auth.register()
+    deliver()
+    (message,) = smtp.wait_for(1)
+    feed(app, report())
+    assert marked(app) == {"susan@example.com"}
+    client.get(email_link(message, "verify_email"))
+    assert marked(app) == set()
