@@ -14,6 +14,7 @@ so (`BODY=8BITMIME`). Addresses are ASCII (IDNA), so SMTPUTF8 is never needed.
 
 from datetime import UTC
 from email import policy
+from email.header import Header
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
@@ -33,7 +34,8 @@ def build(sender, recipients, subject, text_body, html_body, message_id, eight_b
     message = EmailMessage(policy=rules)
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
+    # Written on flattening (see `as_bytes`): the email package's folding loses spaces.
+    message.subject_line = b"Subject: " + encoded_subject(subject).encode("ascii") + b"\r\n"
     message["Date"] = format_datetime(clock.utcnow().replace(tzinfo=UTC))
     message["Message-ID"] = message_id
     message["Auto-Submitted"] = "auto-generated"
@@ -47,7 +49,21 @@ def build(sender, recipients, subject, text_body, html_body, message_id, eight_b
 
 def as_bytes(message):
     """The message flattened with its own policy: CRLF lines, 7-bit unless built 8-bit."""
-    return message.as_bytes(policy=message.policy)
+    return message.subject_line + message.as_bytes(policy=message.policy)
+
+
+def encoded_subject(subject):
+    """A subject outside ASCII as RFC 2047 encoded words, folded to fit the line.
+
+    Left to the email package (3.11), a Russian subject folded over two lines
+    can lose the space at the seam of two encoded words ("адрес электронной"
+    arrives as "адресэлектронной"): the space ends up between the words,
+    where RFC 2047 says to ignore it. `Header` keeps it inside an encoded word.
+    """
+    subject = " ".join(subject.splitlines())  # a line break would start a header of its own
+    if subject.isascii():
+        return subject
+    return Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
 
 
 def mail_options(data):

@@ -12,6 +12,7 @@ from microblog.auth.emails import RESET_TAG
 from microblog.extensions import db
 from microblog.mail import defer_email, send_email
 from microblog.models import User
+from support.emails import queue_every_email
 from support.smtp import html_of, text_of
 
 RUSSIAN_SUBJECT = "[Microblog] Сброс пароля: ссылка действует один час, не пересылайте её никому"
@@ -118,3 +119,30 @@ def test_text_alone_is_a_single_part(app, smtp, deliver):
     (message,) = smtp.wait_for(1)
     assert message.get_content_type() == "text/plain"
     assert read(text_of(message)) == RUSSIAN_TEXT
+
+
+def test_without_8bitmime_every_email_in_every_language_is_ascii_and_reads_right(
+    app, smtp, deliver
+):
+    smtp.mailbox.offers_8bitmime = False
+    queued = queue_every_email(app)
+    assert {locale for locale, _, _ in queued} == {"en", "ru"}
+    russian = [subject for locale, _, (subject, _, _) in queued if locale == "ru"]
+    assert "[Microblog] Сброс пароля" in russian
+    assert deliver() == len(queued)
+    arrived = smtp.wait_for(len(queued))
+    for (locale, template, (subject, text, html)), message in zip(queued, arrived, strict=True):
+        assert message.wire.isascii(), (locale, template)
+        assert "BODY=8BITMIME" not in message.mail_options
+        assert message["Subject"] == subject
+        assert read(text_of(message)).rstrip() == text.rstrip()
+        assert read(html_of(message)).rstrip() == html.rstrip()
+        assert message["Auto-Submitted"] == "auto-generated"
+
+
+def test_a_line_break_in_a_subject_cannot_add_a_header(app, smtp, deliver):
+    queue(app, "Hello\r\nBcc: victim@example.com", "Hello.\n", None)
+    assert deliver() == 1
+    (message,) = smtp.wait_for(1)
+    assert message["Bcc"] is None
+    assert message["Subject"] == "Hello Bcc: victim@example.com"
