@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from microblog.auth.emails import RESET_TAG
 from microblog.extensions import db
-from microblog.mail import ACTIVITY, defer_email, send_email
+from microblog.mail import ACTIVITY, defer_email, delivery, send_email
 from microblog.mail.bounces import UndeliverableAddress, permanent_at_rcpt
 from support.auth import email_link
 from support.outbox import outbox_rows
@@ -185,3 +185,20 @@ def test_verifying_the_address_again_lifts_the_mark(app, client, auth, smtp, del
     assert marked(app) == {"susan@example.com"}
     client.get(email_link(message, "verify_email"))
     assert marked(app) == set()
+
+
+def test_deferred_activity_mail_is_dropped_after_its_composer_too(app, smtp, deliver, monkeypatch):
+    """A notification composed in the worker: the mark is read when it would be sent."""
+
+    def compose_digest(message):  # a composer of the kind an activity feature registers
+        message.subject, message.text_body = "Your week", "bob posted twice.\n"
+        return True
+
+    monkeypatch.setitem(delivery.composers, "test_digest", compose_digest)
+    with app.app_context():
+        defer_email("test_digest", "susan@example.com", tag="digest", category=ACTIVITY)
+        db.session.commit()
+    feed(app, report())  # the bounce arrives after the digest was queued
+    assert deliver() == 1
+    assert [row.state for row in outbox_rows(app)] == ["dropped"]
+    assert smtp.messages == []
