@@ -70,6 +70,15 @@ class Config:
         ADMINS[0] if ADMINS else "no-reply@localhost"
     )
     MAIL_SUPPRESS_SEND = False
+    # Envelope sender (MAIL FROM), where bounces go: an address piped to `flask mail bounce`.
+    # Unset: the From address. MAIL_VERP: bounces+susan=example.com@... per recipient.
+    MAIL_RETURN_PATH = os.environ.get("MAIL_RETURN_PATH") or None
+    MAIL_VERP = env_bool("MAIL_VERP")
+    # DKIM: all three set, every email is signed with this key (RSA 2048+ or Ed25519, PEM);
+    # `flask mail dkim-record` prints the DNS record to publish. Unset: unsigned.
+    DKIM_DOMAIN = os.environ.get("DKIM_DOMAIN") or None
+    DKIM_SELECTOR = os.environ.get("DKIM_SELECTOR") or None
+    DKIM_PRIVATE_KEY_PATH = os.environ.get("DKIM_PRIVATE_KEY_PATH") or None
 
     # The outbox: worker threads per process, and how hard they try.
     # MAIL_WORKERS threads always run (0: none in this process, see `flask mail worker`);

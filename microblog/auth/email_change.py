@@ -17,7 +17,7 @@ from microblog.auth import audit
 from microblog.auth.emails import CHANGE_NOTICE, user_by_address
 from microblog.auth.tokens import CHANGE_EMAIL, read_token, user_for_claims
 from microblog.extensions import db
-from microblog.mail import count_recent_requests, defer_email
+from microblog.mail import clear_undeliverable, count_recent_requests, defer_email
 from microblog.models import User
 from microblog.redact import mask_email
 
@@ -92,3 +92,14 @@ def change_address(user, new_address):
         db.session.rollback()
         return False
     return result.rowcount == 1
+
+
+def keep_address(user):
+    """The owner says the address that mail could not reach is right: try it again.
+
+    The mark only stops activity mail, so the owner's word is enough to lift
+    it; if the address bounces again, it is marked again.
+    """
+    clear_undeliverable(user.email)
+    db.session.commit()
+    audit.record("email.kept_after_bounce", user=user.id)

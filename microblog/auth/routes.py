@@ -30,6 +30,7 @@ from microblog.auth.devices import COOKIE_NAME, set_device_cookie
 from microblog.auth.email_change import (
     EmailChangeOutcome,
     confirm_email_change,
+    keep_address,
     request_email_change,
 )
 from microblog.auth.forms import (
@@ -376,6 +377,15 @@ def change_email():
     if form.paused:
         return signed_out_for_guessing()
     return render_template("auth/change_email.html", title=_("Change email address"), form=form)
+
+
+@bp.route("/keep_address", methods=["POST"])
+@login_required
+def keep_address_after_bounce():
+    """The banner's "this address is right": activity mail to it is tried again."""
+    keep_address(current_user)
+    flash(_("Thank you: we will send email to your address again."), "info")
+    return redirect(url_for("main.index"))
 
 
 @bp.route("/confirm_email/", defaults={"token": ""})

@@ -22,7 +22,7 @@ from microblog.auth.forms import username_taken
 from microblog.auth.passwords import hash_password
 from microblog.auth.tokens import VERIFY_EMAIL, user_for_token
 from microblog.extensions import db
-from microblog.mail import defer_email
+from microblog.mail import clear_undeliverable, defer_email
 from microblog.models import User, mark_email_verified
 from microblog.redact import mask_email
 
@@ -77,10 +77,12 @@ def verify_address(token):
     if user is None:
         audit.record("verify_email.rejected", reason="invalid_token")
         return SignUpOutcome.LINK_INVALID
+    clear_undeliverable(user.email)  # the link arrived: the address receives mail
     if not user.email_verified:
         mark_email_verified(user.id)
         db.session.commit()
         audit.record("verify_email.completed", user=user.id)
+    db.session.commit()
     return SignUpOutcome.VERIFIED
 
 

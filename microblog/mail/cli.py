@@ -1,6 +1,7 @@
 """`flask mail ...`: look into the outbox and act on it from a shell or cron."""
 
 import logging
+import os
 import signal
 import threading
 from datetime import timedelta
@@ -10,13 +11,15 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from microblog.extensions import db
-from microblog.mail import housekeeping, metrics, outbox
+from microblog.mail import bounces, housekeeping, metrics, outbox, signing
 from microblog.mail.delivery import deliver_due
 from microblog.mail.workers import dispatcher
+from microblog.redact import mask_email
 
 log = logging.getLogger("microblog.mail")
 
 IDLE_LOG_INTERVAL = 60  # seconds: the worker's log says at most this often that it is alive
+BOUNCE_MAX_BYTES = 10 * 1024 * 1024  # a report quotes at most the message: ours are small
 
 mail_cli = AppGroup("mail", help="Inspect and deliver the email outbox.")
 
@@ -101,3 +104,50 @@ def worker(threads):
     log.info("Mail worker stopping: finishing the messages in hand")
     pool.stop()
     log.info("Mail worker stopped")
+
+
+@mail_cli.command("dkim-record")
+def dkim_record():
+    """Print the DNS TXT record that publishes the DKIM key (DKIM_* settings)."""
+    signer = signing.signer_of(current_app)
+    if signer is None:
+        raise click.ClickException(
+            "DKIM signing is off: set DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_PATH"
+        )
+    click.echo(signing.zone_line(signer))
+
+
+@mail_cli.command("bounce")
+@click.option(
+    "--delivered-to",
+    default=None,
+    help="The address the bounce came to (VERP); default: $ORIGINAL_RECIPIENT, $RECIPIENT, "
+    "then the Delivered-To, X-Original-To and To headers.",
+)
+@click.argument("source", type=click.File("rb"), default="-")
+def bounce(delivered_to, source):
+    """Read one bounce on stdin (an MTA pipe alias), or SOURCE; mark addresses failed for good.
+
+    Activity email to a marked address stops; account email is still tried.
+    A temporary failure changes nothing. Input that is not a bounce exits
+    with one line and changes nothing.
+    """
+    data = source.read(BOUNCE_MAX_BYTES + 1)
+    if len(data) > BOUNCE_MAX_BYTES:
+        raise click.ClickException(f"input over {BOUNCE_MAX_BYTES} bytes: not read")
+    delivered_to = (
+        delivered_to or os.environ.get("ORIGINAL_RECIPIENT") or os.environ.get("RECIPIENT")
+    )
+    try:
+        permanent, temporary = bounces.read_bounce(data, current_app.config, delivered_to)
+    except bounces.BounceError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not permanent:
+        what = "a temporary failure" if temporary else "no failed address"
+        click.echo(f"bounce: {what}; nothing changed")
+        return
+    marked = bounces.record_bounce(db.session, permanent)
+    for address in marked:
+        log.info("Address marked undeliverable after a bounce: %s", mask_email(address))
+    named = ", ".join(mask_email(address) for address in sorted(permanent))
+    click.echo(f"bounce: failed for good: {named}; newly marked: {len(marked)}")

@@ -11,16 +11,14 @@ import smtplib
 import time
 from contextlib import nullcontext
 from datetime import timedelta
-from email.header import Header, decode_header, make_header
 from functools import partial
 
-import flask_mail
 import sqlalchemy as sa
 from flask import current_app
 
 from microblog import clock
 from microblog.extensions import db, mail
-from microblog.mail import metrics
+from microblog.mail import bounces, metrics, mime, signing
 from microblog.mail.outbox import (
     DROPPED,
     FAILED,
@@ -170,9 +168,29 @@ class SmtpLink:
         self.connection = None
         self.on_connect = None  # called once the server has accepted the connection
 
-    def send(self, message):
+    def send(self, row):
+        """Send the row: 8-bit only to a server that announced 8BITMIME, and then declared."""
         self.open()
-        self.connection.send(message)
+        host = self.connection.host
+        host.ehlo_or_helo_if_needed()
+        eight_bit = host.has_extn("8bitmime") and not signing.signer_of(current_app)
+        data = wire_bytes(as_email(row, eight_bit))
+        host.sendmail(
+            envelope_sender(current_app.config, row),
+            row.recipient_list,
+            data,
+            mime.mail_options(data),
+        )
+        self.count_sent()
+
+    def count_sent(self):
+        """Flask-Mail's MAIL_MAX_EMAILS: a new connection after that many messages."""
+        connection = self.connection
+        connection.num_emails += 1
+        if connection.num_emails == connection.mail.max_emails:
+            connection.num_emails = 0
+            connection.host.quit()
+            connection.host = connection.configure_host()
 
     def open(self):
         """Connect, if not connected: the server's greeting comes before any claim."""
@@ -202,14 +220,14 @@ class LogLink:
     def open(self):
         pass
 
-    def send(self, message):
+    def send(self, row):
         log.info(
             "Email not sent: MAIL_SERVER is unset. It would have been:\n"
             "From: %s\nTo: %s\nSubject: %s\n\n%s",
-            message.sender,
-            ", ".join(message.recipients),
-            make_header(decode_header(message.subject)),
-            message.body,
+            row.sender,
+            ", ".join(row.recipient_list),
+            row.subject,
+            row.text_body,
         )
 
     def close(self):
@@ -222,17 +240,33 @@ def new_link():
     return SmtpLink(config["MAIL_TIMEOUT"]) if config.get("MAIL_SERVER") else LogLink()
 
 
-def as_flask_mail(row):
-    """The row as a Flask-Mail message, keeping its Message-ID across retries."""
-    message = flask_mail.Message(
-        encoded_subject(row.subject),
-        sender=row.sender,
-        recipients=row.recipient_list,
-        body=row.text_body,
-        html=row.html_body,
+def as_email(row, eight_bit=False):
+    """The row as the message to send; its Message-ID is the row's, the same across retries."""
+    return mime.build(
+        row.sender,
+        row.recipient_list,
+        row.subject,
+        row.text_body,
+        row.html_body,
+        row.message_id,
+        eight_bit=eight_bit,
     )
-    message.msgId = row.message_id
-    return message
+
+
+def wire_bytes(message):
+    """The bytes that go after DATA: flattened, then signed when DKIM is configured.
+
+    A signed message is always built 7-bit: a relay further on that must
+    downgrade an 8-bit body would break its signature.
+    """
+    data = mime.as_bytes(message)
+    signer = signing.signer_of(current_app)
+    return data if signer is None else signer.sign(data)
+
+
+def envelope_sender(config, row):
+    """MAIL FROM: where bounces go (MAIL_RETURN_PATH, VERP-encoded or not)."""
+    return bounces.envelope_sender(config, row.recipient_list, mime.address_of(row.sender))
 
 
 def rehearse_send(message, subject, text_body, html_body):
@@ -250,20 +284,7 @@ def rehearse_send(message, subject, text_body, html_body):
         html_body=html_body,
         message_id=message.message_id,
     )
-    as_flask_mail(draft).as_bytes()
-
-
-def encoded_subject(subject):
-    """A subject outside ASCII as RFC 2047 encoded words, folded to fit the line.
-
-    Left to Flask-Mail 0.10, a Russian subject loses the spaces at the seams
-    of its encoded words: its lines are too long for the email package, which
-    folds them again and drops the space between two words. Lines that fit
-    are sent as they are; the space stays inside the encoded words.
-    """
-    if subject.isascii():
-        return subject
-    return Header(subject, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    wire_bytes(as_email(draft))
 
 
 def probe_server():
@@ -371,13 +392,15 @@ def deliver_batch(
                 warn_lease_lost(row.id)
                 continue
         try:
-            if row.kind == "email" or compose(session, row):
+            if row.kind != "email" and not compose(session, row):
+                outcome.settled += 1  # its composer dropped it
+            elif suppress(session, row, claim):
+                outcome.settled += 1
+            else:
                 started = time.perf_counter()
-                link.send(as_flask_mail(row))
+                link.send(row)
                 tally.sent(row.tag, time.perf_counter() - started)
                 sent.append(row)
-            else:
-                outcome.settled += 1
         except Exception as exc:  # every failure is classified and kept, none lost
             refused = getattr(link, "connection", True) is None  # it never connected
             session.rollback()
@@ -470,6 +493,26 @@ def compose(session, row):
     return True
 
 
+def suppress(session, row, claim):
+    """Drop activity mail to an address that failed for good (see bounces); True if dropped."""
+    if not bounces.suppressed(session, row):
+        return False
+    if settle(
+        session,
+        row.id,
+        claim,
+        state=DROPPED,
+        lease_until=None,
+        text_body="",
+        html_body=None,
+        last_error="suppressed: undeliverable address",
+    ):
+        audit.info("email.suppressed id=%s tag=%s user=%s", row.id, row.tag, row.user_id)
+    else:
+        warn_lease_lost(row.id)
+    return True
+
+
 def record_sent(session, rows, claim, tally):
     """Mark sent the rows this claim still holds, with their counters; how many."""
     if not rows:
@@ -519,6 +562,9 @@ def record_failure(session, row, claim, exc, kind=None):
     recipients = ", ".join(mask_email(r) for r in row.recipient_list)
     tally = metrics.Tally()
     (tally.failed if give_up else tally.retried)(row.tag)
+    marked = []
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):  # a 5xx about the mailbox: mark it
+        marked = bounces.mark_refused_recipients(session, exc.recipients)
     if not settle(
         session,
         row.id,
@@ -534,6 +580,8 @@ def record_failure(session, row, claim, exc, kind=None):
         return 0
     metrics.add(session, tally)
     session.commit()
+    for address in marked:
+        audit.info("email.undeliverable address=%s reason=rcpt", mask_email(address))
     if give_up:
         log.error(
             "Email %s to %s failed for good after %d attempt(s): %s",

@@ -10,7 +10,7 @@ is at-least-once.
 import json
 import uuid
 from datetime import timedelta
-from email.utils import make_msgid
+from email.utils import make_msgid, parseaddr
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -50,6 +50,10 @@ class OutboxMessage(db.Model):
     claim_token: so.Mapped[str | None] = so.mapped_column(sa.String(32))
     sent_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
     last_error: so.Mapped[str | None] = so.mapped_column(sa.String(500))
+    # "account" (always tried) or "activity" (not sent to an undeliverable address).
+    category: so.Mapped[str] = so.mapped_column(
+        sa.String(16), default="account", server_default="account"
+    )
     # What a composer needs that it cannot look up (the user row may be gone by then).
     context: so.Mapped[dict | None] = so.mapped_column(sa.JSON)
 
@@ -62,9 +66,14 @@ class OutboxMessage(db.Model):
 
 
 def message_domain():
-    """The right-hand side of Message-IDs: the public host, not the machine's name."""
-    server = current_app.config.get("SERVER_NAME") or "localhost"
-    return server.split(":")[0]
+    """The right-hand side of Message-IDs: the public host, else the sender's domain.
+
+    Never the machine's name, which says nothing of the site and may be private.
+    """
+    config = current_app.config
+    sender_domain = parseaddr(config["MAIL_DEFAULT_SENDER"])[1].rpartition("@")[2]
+    server = config.get("SERVER_NAME") or sender_domain
+    return server.split(":")[0] or "localhost"
 
 
 def new_message(subject, sender, recipients, text_body, html_body, **fields):
@@ -84,26 +93,48 @@ def new_message(subject, sender, recipients, text_body, html_body, **fields):
     )
 
 
-def send_email(subject, sender, recipients, text_body, html_body, *, tag=None, user_id=None):
+def send_email(
+    subject,
+    sender,
+    recipients,
+    text_body,
+    html_body,
+    *,
+    tag=None,
+    user_id=None,
+    category="account",
+):
     """Queue an email in the caller's transaction; it leaves after the commit.
 
     Returns at once: a request never waits for SMTP. The workers of this
     process are woken when the transaction commits, and get the real app
-    object, never the `current_app` proxy.
+    object, never the `current_app` proxy. `category` "activity" (notifications,
+    digests) is not sent to an address marked undeliverable; "account" always is.
     """
     return _enqueue(
-        new_message(subject, sender, recipients, text_body, html_body, tag=tag, user_id=user_id)
+        new_message(
+            subject,
+            sender,
+            recipients,
+            text_body,
+            html_body,
+            tag=tag,
+            user_id=user_id,
+            category=category,
+        )
     )
 
 
-def defer_email(kind, recipient, *, tag=None, context=None):
+def defer_email(kind, recipient, *, tag=None, context=None, category="account"):
     """Queue a message that the composer registered for `kind` writes in the worker.
 
     The request path then does the same work whatever the outcome (an
     unknown address, a throttled account): it writes one row.
     """
     return _enqueue(
-        new_message("", None, [recipient], "", None, kind=kind, tag=tag, context=context)
+        new_message(
+            "", None, [recipient], "", None, kind=kind, tag=tag, context=context, category=category
+        )
     )
 
 

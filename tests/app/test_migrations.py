@@ -21,6 +21,7 @@ TABLES = {
     "mail_counter",
     "timeline_entry",
     "known_device",
+    "undeliverable_address",
 }
 BEFORE_USERNAME_KEYS = "0652ef8bf78a"
 

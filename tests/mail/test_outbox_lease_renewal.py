@@ -30,15 +30,15 @@ class SlowSends:
         self.lease = lease_seconds(app.config) + send_bound(app.config)  # a batch's lease
         self.step = timedelta(seconds=lease_seconds(app.config) + 1)  # a renewal each send
         self.taken = []
-        real = delivery.as_flask_mail
+        real = delivery.as_email
 
-        def as_flask_mail(row):
+        def as_email(row, *args, **kwargs):
             self.now += self.step
             with so.Session(db.engine) as other_worker:
                 self.taken.extend(row.id for row in claim_batch(other_worker, self.lease, 10))
-            return real(row)
+            return real(row, *args, **kwargs)
 
-        monkeypatch.setattr(delivery, "as_flask_mail", as_flask_mail)
+        monkeypatch.setattr(delivery, "as_email", as_email)
 
 
 @pytest.fixture

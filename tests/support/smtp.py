@@ -1,7 +1,7 @@
 """A real SMTP server for the tests: aiosmtpd on loopback, with a mailbox to read back.
 
 It can also misbehave the ways real servers do: be slow, hold a message until
-the test lets it go, refuse recipients with a 5xx or defer them with a 4xx,
+the test lets it go, not announce 8BITMIME, refuse recipients with a 5xx or defer them with a 4xx,
 or refuse connections beyond a limit with a 421.
 """
 
@@ -34,6 +34,7 @@ class Mailbox:
         self.peak = 0
         self.refused = 0
         self.connections = 0
+        self.offers_8bitmime = True  # False: a server that does not announce 8BITMIME
 
     def clear(self):
         with self.arrived:
@@ -44,6 +45,13 @@ class Mailbox:
         self.gate = None
         self.receiving.clear()
         self.peak = self.refused = self.connections = 0
+        self.offers_8bitmime = True
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if not self.offers_8bitmime:
+            responses = [line for line in responses if line != "250-8BITMIME"]
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.rejected_recipients:
@@ -61,6 +69,9 @@ class Mailbox:
             await asyncio.sleep(self.delay)
         message = email.message_from_bytes(envelope.original_content, policy=policy.default)
         message.envelope_recipients = list(envelope.rcpt_tos)
+        message.envelope_sender = envelope.mail_from
+        message.mail_options = list(envelope.mail_options)
+        message.wire = envelope.original_content  # the bytes as they came after DATA
         with self.arrived:
             self.messages.append(message)
             self.arrived.notify_all()
