@@ -15,6 +15,7 @@ as it is, and with one core kept busy by another process
 """
 
 import argparse
+import os
 import re
 import secrets
 import subprocess
@@ -205,13 +206,15 @@ def main():
     smtp = SmtpServer().start()
     port = free_port()
     env = {
-        "PATH": __import__("os").environ["PATH"],
+        "PATH": os.environ["PATH"],
         "SERVER_NAME": f"127.0.0.1:{port}",
         "SECRET_KEY": secrets.token_hex(32),
         "DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
         "MAIL_SERVER": smtp.host,
         "MAIL_PORT": str(smtp.port),
         "RATELIMIT_ENABLED": "false",
+        # An operator's hashing settings, to compare them (PASSWORD_HASH_NICE=5 ...).
+        **{k: v for k, v in os.environ.items() if k.startswith("PASSWORD_HASH_")},
     }
     migrate(env)
     server = Gunicorn(env, port, folder / "gunicorn.log", access_log=False).start()
