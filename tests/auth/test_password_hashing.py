@@ -240,6 +240,8 @@ def test_no_more_hashes_than_the_concurrency_run_at_once(app):
     requests = Requests(app)
     for name in ("first", "second", "third"):
         requests.send(name)
+    wait_until(lambda: len(requests.started) == 2, what="two hashes running")
+    time.sleep(0.1)  # time enough for a third to start, were it let in
     assert (requests.started, len(requests.slots.queue)) == (["first", "second"], 1)
     requests.let_finish()
     assert requests.started == ["first", "second", "third"]
