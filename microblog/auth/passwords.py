@@ -124,16 +124,21 @@ class HashingSlots:
     (its position / concurrency + 1) x the measured time of a hash, fits
     `budget` seconds; otherwise it is answered 503 at once, with that
     estimate as Retry-After. The time of a hash is an exponentially weighted
-    average of recent ones (measured once when the slots are created), so the
-    queue shrinks by itself on a host that is busy with other work.
+    average of recent ones (measured once when the slots are created), so a
+    host slowed by other work lets fewer wait.
 
     Priority is relative, never absolute: the hashing threads run at this
-    process's own nice value plus `nice_delta` (0 to 5). An absolute nice 10
-    starved sign-ins on a host with one core busy with another process (CFS
-    gives nice 10 a tenth of a nice-0 loop's share: a 45 ms hash took half a
-    second); a small delta still lets the page views of this process win a
-    contended core, and the concurrency bound keeps hashes from taking every
-    core in the first place.
+    process's own nice value plus `nice_delta` (0 to 5). At an absolute nice
+    10, with one core busy with another process, 2 of 8 simultaneous sign-ups
+    got in (CFS weighs nice 10 at a ninth of nice 0); at +2 all of 8 and of 32
+    do (docs/benchmarks.md), while the page views of this process still win a
+    contended core. +5 measured no better for the pages during a flood; the
+    concurrency bound, not the nice value, keeps a process's hashes to as
+    many cores as it has.
+
+    The line holds at most a server's threads: past what the cores can hash,
+    the excess waits in the server's own queue, unseen here (per-IP limits
+    bound that).
     """
 
     def __init__(self, concurrency, budget, nice_delta, hash_time):
