@@ -133,13 +133,14 @@ class Config:
     PASSWORD_ARGON2_MEMORY_KIB = env_int("PASSWORD_ARGON2_MEMORY_KIB", 19456)
     PASSWORD_ARGON2_TIME_COST = env_int("PASSWORD_ARGON2_TIME_COST", 2)
     PASSWORD_ARGON2_PARALLELISM = env_int("PASSWORD_ARGON2_PARALLELISM", 1)
-    # Hashes computed at once per process; how many sign-ins may wait for a turn
-    # (each holds a server thread), and how long (seconds) before they get a 503.
-    PASSWORD_HASH_CONCURRENCY = env_int("PASSWORD_HASH_CONCURRENCY", 1)
-    PASSWORD_HASH_QUEUE = env_int("PASSWORD_HASH_QUEUE", 1)
-    PASSWORD_HASH_WAIT = float(os.environ.get("PASSWORD_HASH_WAIT", 0.25))
-    # The hashing threads' nice value: page views go first when both want a core.
-    PASSWORD_HASH_NICE = env_int("PASSWORD_HASH_NICE", 10)
+    # Hashes computed at once per process (0: as many as the cores it may run on);
+    # a sign-in waits in line only while its expected wait (queue x measured hash
+    # time) fits PASSWORD_HASH_WAIT seconds, else it gets a 503 at once.
+    PASSWORD_HASH_CONCURRENCY = env_int("PASSWORD_HASH_CONCURRENCY", 0)
+    PASSWORD_HASH_WAIT = float(os.environ.get("PASSWORD_HASH_WAIT", 2))
+    # Added to the server's own nice value for the hashing threads (0-5): page
+    # views of the same process win a contended core, other processes do not.
+    PASSWORD_HASH_NICE = env_int("PASSWORD_HASH_NICE", 2)
 
     # Per-client-IP limits (Flask-Limiter). The per-account reset limit is separate.
     RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)

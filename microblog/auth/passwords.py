@@ -8,12 +8,18 @@ Django, shipped here), compared case-blind; and a strength floor
 repeats, sequences, keyboard walks, common words with small changes.
 """
 
+import bisect
+import enum
 import gzip
+import itertools
+import math
 import os
 import threading
+import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -71,80 +77,164 @@ def too_long(longest):
     return ngettext("Use at most %(num)s character.", "Use at most %(num)s characters.", longest)
 
 
-class HashingBusy(ServiceUnavailable):
-    """Every hashing slot of this process stayed taken: come back in a moment (a 503)."""
+class Priority(enum.IntEnum):
+    """Where a hash waits: a KNOWN ticket goes ahead of every UNKNOWN one, FIFO within each.
 
-    def __init__(self):
+    The sign-in flow passes KNOWN for a browser that signed in to the account
+    before, so that people get in while unknown clients share what is left.
+    """
+
+    UNKNOWN = 0
+    KNOWN = 1
+
+
+UNKNOWN, KNOWN = Priority.UNKNOWN, Priority.KNOWN
+
+
+class HashingBusy(ServiceUnavailable):
+    """The expected wait for a hash is beyond PASSWORD_HASH_WAIT: come back in a moment (a 503)."""
+
+    def __init__(self, retry_after=None):
         super().__init__(
             "Too many sign-ins are being checked right now. Try again in a few seconds.",
-            retry_after=HASHING_RETRY_AFTER,
+            retry_after=retry_after or HASHING_RETRY_AFTER,
         )
 
 
-HASHING_RETRY_AFTER = 5  # seconds, in the 503's Retry-After header
+HASHING_RETRY_AFTER = 5  # seconds, in the 503's Retry-After header when no estimate is known
+HASH_TIME_WEIGHT = 0.2  # of each new duration in the running estimate of a hash's time
+MAX_NICE_DELTA = 5
 _slots_lock = threading.Lock()
 
 
-class HashingSlots:
-    """The per-process bound: `size` hashes at once, at most `queue` requests waiting.
+@dataclass(eq=False)
+class Ticket:
+    priority: Priority
+    number: int
 
-    The hashes run in `size` threads of their own at a lower CPU priority
-    (PASSWORD_HASH_NICE): when sign-ins and page views compete for a core,
-    the scheduler serves the pages first.
+    def key(self):
+        return (-self.priority, self.number)
+
+
+class HashingSlots:
+    """Admission by time: `concurrency` hashes at once, and a fair queue sized by expected wait.
+
+    A request that finds every slot taken takes a ticket and waits in line
+    (FIFO, KNOWN tickets ahead of UNKNOWN ones) if its expected wait,
+    (its position / concurrency + 1) x the measured time of a hash, fits
+    `budget` seconds; otherwise it is answered 503 at once, with that
+    estimate as Retry-After. The time of a hash is an exponentially weighted
+    average of recent ones (measured once when the slots are created), so a
+    host slowed by other work lets fewer wait.
+
+    Priority is relative, never absolute: the hashing threads run at this
+    process's own nice value plus `nice_delta` (0 to 5). At an absolute nice
+    10, with one core busy with another process, 2 of 8 simultaneous sign-ups
+    got in (CFS weighs nice 10 at a ninth of nice 0); at +2 all of 8 and of 32
+    do (docs/benchmarks.md), while the page views of this process still win a
+    contended core. +5 measured no better for the pages during a flood; the
+    concurrency bound, not the nice value, keeps a process's hashes to as
+    many cores as it has.
+
+    The line holds at most a server's threads: past what the cores can hash,
+    the excess waits in the server's own queue, unseen here (per-IP limits
+    bound that).
     """
 
-    def __init__(self, size, queue, nice):
-        self.semaphore = threading.BoundedSemaphore(size)
-        self.queue = queue
-        self.waiting = 0
-        self.lock = threading.Lock()
-        self.threads = _hashing_threads(os.getpid(), size, nice)
+    def __init__(self, concurrency, budget, nice_delta, hash_time):
+        self.concurrency = concurrency
+        self.budget = budget
+        self.hash_time = hash_time
+        self.running = 0
+        self.queue = []  # tickets, in the order they will run
+        self.numbers = itertools.count()
+        self.changed = threading.Condition()
+        self.threads = _hashing_threads(os.getpid(), concurrency, nice_delta)
 
-    def acquire(self, timeout):
-        """True once a slot is held; False at once when the queue is full, or after `timeout`."""
-        if self.semaphore.acquire(blocking=False):
-            return True
-        with self.lock:
-            if self.waiting >= self.queue:
-                return False
-            self.waiting += 1
+    def expected_wait(self, position):
+        """Seconds until a ticket at `position` in the queue starts its hash."""
+        return (position / self.concurrency + 1) * self.hash_time
+
+    def admit(self, priority=UNKNOWN):
+        """Return once a slot is held; HashingBusy at once if the wait would exceed the budget."""
+        with self.changed:
+            if self.running < self.concurrency and not self.queue:
+                self.running += 1
+                return
+            ticket = Ticket(priority, next(self.numbers))
+            position = bisect.bisect(self.queue, ticket.key(), key=Ticket.key)
+            expected = self.expected_wait(position)
+            if expected > self.budget:
+                raise HashingBusy(retry_after=max(1, math.ceil(expected)))
+            self.queue.insert(position, ticket)
+            # KNOWN tickets may keep passing an UNKNOWN one: it never waits past twice the budget.
+            if not self.changed.wait_for(
+                lambda: self.queue[0] is ticket and self.running < self.concurrency,
+                timeout=2 * self.budget,
+            ):
+                self.queue.remove(ticket)
+                self.changed.notify_all()
+                raise HashingBusy()
+            self.queue.pop(0)
+            self.running += 1
+            self.changed.notify_all()  # the next ticket may start too
+
+    def release(self, duration=None):
+        """Free a slot; `duration` (seconds) of the hash just done updates the estimate."""
+        with self.changed:
+            self.running -= 1
+            if duration is not None:
+                self.hash_time += HASH_TIME_WEIGHT * (duration - self.hash_time)
+            self.changed.notify_all()
+
+    def run(self, function, *args, priority=UNKNOWN):
+        """function(*args) in a hashing thread, once admitted; HashingBusy if not admitted."""
+        self.admit(priority)
+        duration = None
         try:
-            return self.semaphore.acquire(timeout=timeout)
+            duration, result = self.threads.submit(_timed, function, *args).result()
+            return result
         finally:
-            with self.lock:
-                self.waiting -= 1
+            self.release(duration)
 
-    def run(self, function, *args, timeout):
-        """function(*args) in a hashing thread, once a slot is free; HashingBusy if none is."""
-        if not self.acquire(timeout):
-            raise HashingBusy()
-        try:
-            return self.threads.submit(function, *args).result()
-        finally:
-            self.release()
 
-    def release(self):
-        self.semaphore.release()
+def _timed(function, *args):
+    started = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - started, result
 
 
 @cache
-def _hashing_threads(pid, size, nice):
+def _hashing_threads(pid, size, nice_delta):
     """One pool per process and setting, shared by the apps of a test run (pid: not a parent's)."""
     return ThreadPoolExecutor(
-        size, thread_name_prefix="password-hashing", initializer=lower_priority, initargs=(nice,)
+        size,
+        thread_name_prefix="password-hashing",
+        initializer=lower_priority,
+        initargs=(nice_delta, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
     )
 
 
-def lower_priority(nice):
-    """Lower this thread's CPU priority to `nice`, never raise it (Linux: per thread id).
+def lower_priority(delta, own):
+    """Run this thread at `own` (the nice value of the thread that made the pool) + delta.
 
-    A process started with a higher nice value (`nice -n 15 gunicorn ...`)
-    keeps it: run as root, setting 10 would put the hashes ahead of the pages.
+    Never raise it: a process started nicer (`nice -n 15 gunicorn ...`) keeps
+    its value, and the hashes stay behind its own page views. Linux: per thread id.
     """
     with suppress(AttributeError, OSError):
         thread = threading.get_native_id()
         current = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, max(nice, current))
+        wanted = min(19, own + max(0, min(delta, MAX_NICE_DELTA)))
+        os.setpriority(os.PRIO_PROCESS, thread, max(wanted, current))
+
+
+def hashing_concurrency(configured):
+    """PASSWORD_HASH_CONCURRENCY, or 0 for the cores this process may run on."""
+    if configured > 0:
+        return configured
+    with suppress(AttributeError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _hashing_slots(app):
@@ -156,23 +246,23 @@ def _hashing_slots(app):
             if slots is None:
                 config = app.config
                 slots = app.extensions["password_hashing_slots"] = HashingSlots(
-                    config["PASSWORD_HASH_CONCURRENCY"],
-                    config["PASSWORD_HASH_QUEUE"],
+                    hashing_concurrency(config["PASSWORD_HASH_CONCURRENCY"]),
+                    config["PASSWORD_HASH_WAIT"],
                     config["PASSWORD_HASH_NICE"],
+                    hash_time=_timed(hasher().hash, "the first estimate of a hash's time")[0],
                 )
     return slots
 
 
-def bounded(function, *args):
-    """Run one hash within the process's bound, or raise HashingBusy (a 503).
+def bounded(function, *args, priority=UNKNOWN):
+    """Run one hash within the process's admission, or raise HashingBusy (a 503).
 
     Each hash costs ~19 MiB and a core for tens of milliseconds: unbounded,
     a flood of sign-ins (even for unknown names) would take every core and
-    thread. A waiting request holds a server thread, so few may wait, and
-    briefly; the rest are told at once to come back.
+    thread. `priority=KNOWN` puts the hash ahead of every UNKNOWN one waiting.
     """
     app = current_app._get_current_object()
-    return _hashing_slots(app).run(function, *args, timeout=app.config["PASSWORD_HASH_WAIT"])
+    return _hashing_slots(app).run(function, *args, priority=priority)
 
 
 def argon2_parameters():
@@ -197,16 +287,17 @@ def _hasher(time_cost, memory_cost, parallelism):
     )
 
 
-def hash_password(password):
+def hash_password(password, priority=UNKNOWN):
     """A salted Argon2id hash with the configured parameters."""
-    return bounded(hasher().hash, normalize(password))
+    return bounded(hasher().hash, normalize(password), priority=priority)
 
 
-def verify_password(password_hash, password):
+def verify_password(password_hash, password, priority=UNKNOWN):
     """True when the password matches: Argon2 hashes, and werkzeug's older scrypt/pbkdf2."""
+    password = normalize(password)
     if not password_hash.startswith("$argon2"):
-        return bounded(check_password_hash, password_hash, normalize(password))
-    return bounded(_verify_argon2, hasher(), password_hash, normalize(password))
+        return bounded(check_password_hash, password_hash, password, priority=priority)
+    return bounded(_verify_argon2, hasher(), password_hash, password, priority=priority)
 
 
 def _verify_argon2(argon2, password_hash, password):
@@ -252,6 +343,6 @@ def _dummy_hash(*parameters):
     return _hasher(*parameters).hash("not a password")
 
 
-def burn_verification_time(password):
+def burn_verification_time(password, priority=UNKNOWN):
     """Spend the time of a real check, so that a login for an unknown user takes as long."""
-    verify_password(dummy_hash(), password)
+    verify_password(dummy_hash(), password, priority)

@@ -5,14 +5,17 @@ session (with its CSRF token and the reset token) must work whichever worker
 answers, and each email must leave exactly once.
 """
 
+import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
 
-from support.auth import PASSWORD, email_link, reset_link
-from support.gunicorn import Gunicorn, register, server_env, sign_in
+from support.auth import PASSWORD, email_link, last_email, reset_link
+from support.gunicorn import Gunicorn, register, server_env, sign_in, verify_email
 from support.ports import free_port
 from support.visitor import Page, Visitor
 
@@ -220,3 +223,68 @@ def test_a_thousand_failures_of_one_route_send_one_email(tmp_path, database_url,
     assert counted >= 100  # the repeats were counted, not mailed
     assert len(smtp.messages) == 1
     assert "[parameters:" not in server.log()  # hide_parameters: no SQL values in the log
+
+
+@pytest.fixture(params=["idle", "one core busy"])
+def machine(request):
+    """The machine as it is, or with one core kept busy by another process (a backup, a build)."""
+    if request.param == "idle":
+        yield request.param
+        return
+    neighbour = subprocess.Popen([sys.executable, "-c", "while 1: pass"])
+    try:
+        yield request.param
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+
+
+def test_eight_people_sign_up_verify_and_sign_in_at_the_same_moment(gunicorn, smtp, machine):
+    """An outside suite's set-up registers people eight at a time: no 503, no one turned away."""
+    names = [f"person{n}" for n in range(8)]
+    visitors = {name: Visitor(gunicorn.base_url) for name in names}
+
+    def all_at_once(step):
+        start = threading.Barrier(len(names))
+
+        def one(name):
+            start.wait(10)
+            return step(name, visitors[name])
+
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            return dict(zip(names, pool.map(one, names), strict=True))
+
+    forms = {name: visitors[name].get("/auth/register").csrf_token() for name in names}
+    fields = {"password": PASSWORD, "password2": PASSWORD}
+    signed_up = all_at_once(
+        lambda name, visitor: visitor.request(
+            "/auth/register",
+            {"csrf_token": forms[name], "username": name, "email": f"{name}@example.com", **fields},
+        )
+    )
+    assert {name: page.location for name, page in signed_up.items()} == dict.fromkeys(
+        names, "/auth/login"
+    ), {name: page.status for name, page in signed_up.items()}
+
+    smtp.wait_for(len(names), timeout=30)
+    links = {
+        name: email_link(
+            last_email(smtp, "Verify your email address", f"{name}@example.com"), "verify_email"
+        )
+        for name in names
+    }
+    verified = all_at_once(lambda name, visitor: verify_email(visitor, links[name]))
+    assert {name: page.location for name, page in verified.items()} == dict.fromkeys(
+        names, "/auth/login"
+    ), {name: page.status for name, page in verified.items()}
+
+    browsers = {name: Visitor(gunicorn.base_url) for name in names}
+    forms = {name: browsers[name].get("/auth/login").csrf_token() for name in names}
+    signed_in = all_at_once(
+        lambda name, _visitor: browsers[name].request(
+            "/auth/login", {"csrf_token": forms[name], "username": name, "password": PASSWORD}
+        )
+    )
+    assert {name: page.location for name, page in signed_in.items()} == dict.fromkeys(
+        names, "/index"
+    ), {name: page.status for name, page in signed_in.items()}
