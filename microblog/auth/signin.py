@@ -18,6 +18,7 @@ from microblog.auth.devices import known_device, note_sign_in_device
 from microblog.auth.emails import normalize_email
 from microblog.auth.passwords import (
     HashingBusy,
+    Priority,
     burn_verification_time,
     needs_rehash,
     upgrade_hash,
@@ -96,9 +97,9 @@ def decide(identifier, password, address, device_cookie=""):
         burn_verification_time(password)
         return SignInAttempt(SignInOutcome.PAUSED, paused_until=refused_until)
     try:
-        # A known browser is the one to serve first in a flood: the hashing
-        # admission's priority flag, once it has one, is `device is not None`.
-        right = check(user_id, stored_hash, password)
+        # A known browser is the one to serve first in a flood.
+        priority = Priority.UNKNOWN if device is None else Priority.KNOWN
+        right = check(user_id, stored_hash, password, priority)
     except HashingBusy:  # never checked: not a failure of this identifier
         throttle.uncount(key)
         raise
@@ -111,12 +112,12 @@ def decide(identifier, password, address, device_cookie=""):
     return SignInAttempt(SignInOutcome.INVALID)
 
 
-def check(user_id, stored_hash, password):
+def check(user_id, stored_hash, password, priority=Priority.UNKNOWN):
     """The password check of a sign-in (a dummy one for an unknown name), rehashing if due."""
     if user_id is None:
-        burn_verification_time(password)
+        burn_verification_time(password, priority)
         return False
-    return verify_password(stored_hash, password) and (
+    return verify_password(stored_hash, password, priority) and (
         not needs_rehash(stored_hash) or upgrade_hash(user_id, stored_hash, password)
     )
 

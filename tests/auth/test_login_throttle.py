@@ -195,7 +195,7 @@ def test_unknown_names_queue_the_same_outbox_write_and_send_nothing(app, deliver
 
 
 # Every guess may wait for the hasher here: the 503 of a full hashing queue is not the subject.
-@pytest.mark.settings(LOGIN_FAILURES_PER_ACCOUNT=5, PASSWORD_HASH_QUEUE=20, PASSWORD_HASH_WAIT=30)
+@pytest.mark.settings(LOGIN_FAILURES_PER_ACCOUNT=5, PASSWORD_HASH_WAIT=30)
 def test_parallel_guesses_cannot_check_more_passwords_than_the_limit(app, susan):
     """Twenty guesses at once, from any worker: exactly five passwords are checked."""
     start = threading.Barrier(20)
@@ -342,6 +342,23 @@ def test_after_a_strangers_twelve_guesses_the_owners_browser_still_signs_in(app,
     assert PAUSED in attempt(app, "susan", PASSWORD, "192.0.2.201").text
 
 
+def test_a_known_browser_waits_for_the_hasher_ahead_of_strangers(app, susan, monkeypatch):
+    """In a flood the owner's browser is served first: its check is a KNOWN ticket."""
+    laptop = known_browser(app)
+    asked = []
+    real = passwords.bounded
+
+    def spy(function, *args, priority=passwords.UNKNOWN):
+        asked.append(priority)
+        return real(function, *args, priority=priority)
+
+    monkeypatch.setattr(passwords, "bounded", spy)
+    sign_in_from(laptop, PASSWORD)
+    attempt(app, "susan", PASSWORD, "192.0.2.200")
+    attempt(app, "nobody", PASSWORD, "192.0.2.201")
+    assert asked == [passwords.KNOWN, passwords.UNKNOWN, passwords.UNKNOWN]
+
+
 def test_a_known_browser_has_a_small_budget_of_its_own(app, susan, deliver, smtp):
     """A stolen device cookie alone does not grant unlimited guessing."""
     laptop = known_browser(app)
@@ -404,15 +421,19 @@ def test_a_paused_row_outlives_its_pause_by_a_day_then_goes(app, susan, monkeypa
 
 
 @pytest.mark.settings(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_WAIT=0.01)
+@pytest.mark.settings(PASSWORD_HASH_WAIT=1)
 def test_a_guess_the_hashing_bound_refused_leaves_no_row(app, susan):
     """A flood answered with 503s checked no password: it stores nothing."""
     with app.app_context():
         slots = passwords._hashing_slots(app)
-    assert slots.acquire(timeout=1)  # another request is hashing
+    slots.hash_time = 2  # longer than the budget: nobody may wait
+    for _ in range(slots.concurrency):
+        slots.admit()  # other requests are hashing
     try:
         answers = [attempt(app, f"nobody-{n}", "a guess", ADDRESSES[0]) for n in range(3)]
         answers.append(attempt(app, "susan", "a guess", ADDRESSES[0]))
     finally:
-        slots.release()
+        for _ in range(slots.concurrency):
+            slots.release()
     assert [a.status_code for a in answers] == [503] * 4
     assert throttle_rows(app) == 0
