@@ -160,6 +160,9 @@ class Config:
     POST_MAX_LENGTH = min(env_int("POST_MAX_LENGTH", 280), 1000)
     # How many of a user's latest posts a new follow copies into the follower's timeline.
     TIMELINE_BACKFILL = env_int("TIMELINE_BACKFILL", 1000)
+    # Authors with more followers than this are merged into home pages when read,
+    # not copied into each follower's timeline when they post (models.TimelineEntry).
+    TIMELINE_FANOUT_LIMIT = env_int("TIMELINE_FANOUT_LIMIT", 10_000)
     LAST_SEEN_INTERVAL = 60  # seconds between two writes of User.last_seen
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
