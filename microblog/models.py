@@ -11,7 +11,7 @@ from flask import current_app
 from flask_login import UserMixin
 from markupsafe import escape
 
-from microblog import clock
+from microblog import clock, jobs
 from microblog.extensions import db
 from microblog.usernames import skeleton
 
@@ -294,9 +294,14 @@ def add_followed_posts(follower, followed):
     Only the latest TIMELINE_BACKFILL of them: following a prolific account is
     one bounded write, and older posts stay on their profile.
     """
+    already = (  # left by an unfollow whose background clean-up has not run yet
+        sa.select(TimelineEntry.post_id)
+        .where(TimelineEntry.owner_id == follower.id, TimelineEntry.post_id == Post.id)
+        .exists()
+    )
     latest = (
         sa.select(sa.literal(follower.id), Post.id, Post.user_id, Post.timestamp)
-        .where(Post.user_id == followed.id)
+        .where(Post.user_id == followed.id, ~already)
         .order_by(Post.timestamp.desc(), Post.id.desc())
         .limit(current_app.config["TIMELINE_BACKFILL"])
     )
@@ -308,9 +313,43 @@ def add_followed_posts(follower, followed):
 
 
 def remove_followed_posts(follower, followed):
-    """An unfollow takes the unfollowed user's posts out of the follower's timeline."""
-    db.session.execute(
-        sa.delete(TimelineEntry).where(
-            TimelineEntry.owner_id == follower.id, TimelineEntry.author_id == followed.id
+    """An unfollow takes the unfollowed user's posts out of the follower's timeline.
+
+    The page stops showing them at once (it reads only authors still followed);
+    the rows go one bounded batch now and the rest in a background job, so an
+    unfollow of a prolific author holds no lock for long.
+    """
+    if not delete_author_batch(follower.id, followed.id):
+        jobs.enqueue(REMOVE_AUTHOR, owner_id=follower.id, author_id=followed.id)
+
+
+def delete_author_batch(owner_id, author_id):
+    """Delete up to TIMELINE_DELETE_BATCH of an author's rows in a timeline; True if all gone."""
+    batch = current_app.config["TIMELINE_DELETE_BATCH"]
+    rows = (
+        sa.select(TimelineEntry.post_id)
+        .where(TimelineEntry.owner_id == owner_id, TimelineEntry.author_id == author_id)
+        .limit(batch)
+    )
+    deleted = db.session.execute(
+        sa.delete(TimelineEntry)
+        .where(TimelineEntry.owner_id == owner_id, TimelineEntry.post_id.in_(rows))
+        .execution_options(synchronize_session=False)
+    )
+    return deleted.rowcount < batch
+
+
+REMOVE_AUTHOR = "timeline.remove_author"
+
+
+@jobs.handler(REMOVE_AUTHOR)
+def finish_removing_author(owner_id, author_id):
+    """The rest of an unfollow's rows, a batch per run; nothing if they follow again meanwhile."""
+    following_again = db.session.scalar(
+        sa.select(followers.c.follower_id).where(
+            followers.c.follower_id == owner_id, followers.c.followed_id == author_id
         )
     )
+    if following_again is not None:
+        return True
+    return delete_author_batch(owner_id, author_id)
