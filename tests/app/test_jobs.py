@@ -2,6 +2,7 @@
 
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from microblog import jobs
@@ -114,3 +115,23 @@ def test_the_runner_thread_runs_a_committed_job(app):
         runner.stop(5)
         del app.extensions["jobs"]
     assert done == [7] and job_states(app) == []
+
+
+@pytest.mark.settings(MAIL_WORKERS=1, JOB_POLL_INTERVAL=0.1)
+def test_a_job_left_by_a_dead_process_is_run_by_the_next_ones_mail_workers(app, client):
+    """Nothing wakes the runner for it: the first request starts the workers and the runner."""
+    done = []
+
+    @jobs.handler("test.left")
+    def left():
+        done.append(1)
+        return True
+
+    with app.app_context():  # written as by a process that died before waking anyone
+        db.session.execute(sa.insert(jobs.Job).values(kind="test.left", payload="{}"))
+        db.session.commit()
+    client.get("/")
+    deadline = time.monotonic() + 10
+    while job_states(app) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert done == [1] and job_states(app) == []
