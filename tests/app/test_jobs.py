@@ -135,3 +135,13 @@ def test_a_job_left_by_a_dead_process_is_run_by_the_next_ones_mail_workers(app, 
     while job_states(app) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert done == [1] and job_states(app) == []
+
+
+def test_flask_jobs_run_once_runs_what_is_due(app):
+    """For a deployment whose web processes run no mail workers."""
+    with app.app_context():
+        jobs.enqueue("test.noop")
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["jobs", "run", "--once"])
+    assert result.exit_code == 0 and "1 batch(es) run" in result.output
+    assert job_states(app) == []
