@@ -162,7 +162,7 @@ class Config:
     TIMELINE_BACKFILL = env_int("TIMELINE_BACKFILL", 1000)
     # Authors with more followers than this are merged into home pages when read,
     # not copied into each follower's timeline when they post (models.TimelineEntry).
-    TIMELINE_FANOUT_LIMIT = env_int("TIMELINE_FANOUT_LIMIT", 10_000)
+    TIMELINE_FANOUT_LIMIT = env_int("TIMELINE_FANOUT_LIMIT", 1000)
     # Timeline rows deleted per statement; more are left to a background job (microblog.jobs).
     TIMELINE_DELETE_BATCH = env_int("TIMELINE_DELETE_BATCH", 1000)
     # Background jobs (microblog.jobs), run beside the mail workers or by `flask jobs run`.

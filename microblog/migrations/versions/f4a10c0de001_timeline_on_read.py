@@ -18,7 +18,7 @@ down_revision = 'bce8e8ca53c9'
 branch_labels = None
 depends_on = None
 
-FANOUT_LIMIT = 10_000  # the setting's default when this revision was written
+FANOUT_LIMIT = 1000  # the setting's default when this revision was written
 
 
 def upgrade():
