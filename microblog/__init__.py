@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from microblog import i18n
+from microblog import i18n, jobs
 from microblog import mail as outbox
 from microblog.config import Config
 from microblog.deployment import check_deployable, ensure_secret_key, warn_if_plain_http
@@ -129,6 +129,7 @@ def register_extensions(app):
     bootstrap.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale)
     outbox.init_app(app)
+    jobs.init_app(app, outbox.run_beside_workers)
     app.session_interface = SignedCookieSessions()
 
 

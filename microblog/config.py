@@ -182,6 +182,15 @@ class Config:
     POST_MAX_LENGTH = min(env_int("POST_MAX_LENGTH", 280), 1000)
     # How many of a user's latest posts a new follow copies into the follower's timeline.
     TIMELINE_BACKFILL = env_int("TIMELINE_BACKFILL", 1000)
+    # Authors with more followers than this are merged into home pages when read,
+    # not copied into each follower's timeline when they post (models.TimelineEntry).
+    TIMELINE_FANOUT_LIMIT = env_int("TIMELINE_FANOUT_LIMIT", 1000)
+    # Timeline rows deleted per statement; more are left to a background job (microblog.jobs).
+    TIMELINE_DELETE_BATCH = env_int("TIMELINE_DELETE_BATCH", 1000)
+    # Background jobs (microblog.jobs), run beside the mail workers or by `flask jobs run`.
+    JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)
+    JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 8)
+    JOB_POLL_INTERVAL = float(os.environ.get("JOB_POLL_INTERVAL", 5))
     LAST_SEEN_INTERVAL = 60  # seconds between two writes of User.last_seen
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -29,8 +29,14 @@ __all__ = [
     "init_app",
     "is_undeliverable",
     "rehearse_send",
+    "run_beside_workers",
     "send_email",
 ]
+
+
+def run_beside_workers(app, companion):
+    """Run another background thread (`start()`, `stop(timeout)`) in the workers' processes."""
+    workers.dispatcher(app).companions.append(companion)
 
 
 def init_app(app):

@@ -101,6 +101,8 @@ class Dispatcher:
             self.pid = os.getpid()
             for _ in range(self.size):
                 self.spawn(want_more=False)
+            for companion in self.companions:  # other work of this process (run_beside_workers)
+                getattr(companion, "start", lambda: None)()
             atexit.register(self.stop)
 
     def spawn(self, want_more=True):

@@ -11,6 +11,7 @@ that is not a key this app could have written is a 404, never a database error.
 
 import base64
 import binascii
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -76,22 +77,42 @@ def paginate(query, columns, row_key, per_page, endpoint, **values):
     newest page. `row_key(item)` gives an item's key, in the order of `columns`.
     """
     kinds = [datetime if isinstance(column.type, sa.DateTime) else int for column in columns]
-    key = sa.tuple_(*columns)
+
+    def fetch(bound, descending, limit):
+        return rows(bounded(query, columns, bound), columns, descending, limit)
+
+    return paginate_fetched(fetch, kinds, row_key, per_page, endpoint, **values)
+
+
+def bounded(query, columns, bound):
+    """`query` past the cursor: `bound` is None or (comparison, key), e.g. (operator.lt, key)."""
+    if bound is None:
+        return query
+    compare, cursor = bound
+    return query.where(compare(sa.tuple_(*columns), cursor))
+
+
+def paginate_fetched(fetch, kinds, row_key, per_page, endpoint, **values):
+    """A page from `fetch(bound, descending, limit)`, the items past a bound in key order.
+
+    For pages read from more than one source (the home timeline merges two):
+    `fetch` returns at most `limit` items, descending or ascending by key.
+    """
     before, after = request.args.get("before"), request.args.get("after")
     if before is not None:
         cursor = decode(before, kinds)
-        items = rows(query.where(key < cursor), columns, descending=True, limit=per_page + 1)
+        items = fetch((operator.lt, cursor), True, per_page + 1)
         has_older = len(items) > per_page
         items = items[:per_page]
-        has_newer = exists(query.where(key >= cursor))
+        has_newer = bool(fetch((operator.ge, cursor), False, 1))
     elif after is not None:
         cursor = decode(after, kinds)
-        items = rows(query.where(key > cursor), columns, descending=False, limit=per_page + 1)
+        items = fetch((operator.gt, cursor), False, per_page + 1)
         has_newer = len(items) > per_page
         items = list(reversed(items[:per_page]))
-        has_older = exists(query.where(key <= cursor))
+        has_older = bool(fetch((operator.le, cursor), True, 1))
     else:
-        items = rows(query, columns, descending=True, limit=per_page + 1)
+        items = fetch(None, True, per_page + 1)
         has_older, has_newer = len(items) > per_page, False
         items = items[:per_page]
     next_url = prev_url = None
@@ -107,8 +128,3 @@ def paginate(query, columns, row_key, per_page, endpoint, **values):
 def rows(query, columns, descending, limit):
     order = [column.desc() if descending else column.asc() for column in columns]
     return db.session.scalars(query.order_by(*order).limit(limit)).all()
-
-
-def exists(query):
-    """One row is enough: a probe that stops at the first index entry."""
-    return db.session.scalar(sa.select(query.limit(1).exists())) or False

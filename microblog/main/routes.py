@@ -23,9 +23,9 @@ from microblog.extensions import db, login
 from microblog.forms import commit_or_form_error
 from microblog.hostile_input import LARGEST_INTEGER
 from microblog.i18n import N_
-from microblog.main import keyset
+from microblog.main import keyset, timeline
 from microblog.main.forms import EditProfileForm, EmptyForm, PostForm
-from microblog.models import Post, TimelineEntry, User, followers, unpublish
+from microblog.models import Post, User, followers, unpublish
 from microblog.urls import safe_next
 from microblog.usernames import TAKEN_MESSAGE
 
@@ -85,14 +85,7 @@ def index():
         db.session.commit()
         flash(_("Your post is now live!"), "success")
         return redirect(url_for("main.index"))
-    page = keyset.paginate(
-        sa.select(TimelineEntry).where(TimelineEntry.owner_id == current_user.id),
-        (TimelineEntry.timestamp, TimelineEntry.post_id),
-        lambda entry: (entry.timestamp, entry.post_id),
-        current_app.config["POSTS_PER_PAGE"],
-        "main.index",
-    )
-    page.items = [entry.post for entry in page.items]
+    page = timeline.home_page(current_user.id, current_app.config["POSTS_PER_PAGE"], "main.index")
     return render_template("main/index.html", title=_("Home"), form=form, page=page)
 
 

@@ -15,6 +15,7 @@ TABLES = {
     "post",
     "followers",
     "outbox",
+    "job",
     "session_record",
     "login_throttle",
     "error_report_kind",

@@ -73,3 +73,31 @@ def test_listing_pages_cost_the_same_queries_for_1_post_as_for_25(app, client, w
 
     assert (shown_one, shown_full) == (1, PER_PAGE)
     assert len(full) == len(one), "\n\n".join(full)
+
+
+def test_the_home_page_merging_big_accounts_costs_the_same_queries_for_1_post_as_for_25(
+    app, client, world
+):
+    """Authors read at request time: one seek each, in one statement, whatever their posts.
+
+    One big account first, then two: a statement per big account would add one.
+    """
+
+    def read_at_request_time(*names):
+        with app.app_context():
+            db.session.execute(
+                sa.update(User).where(User.username.in_(names)).values(timeline_on_read=True)
+            )
+            db.session.commit()
+
+    read_at_request_time("bob")
+    world(1, ("bob",))
+    shown_one, one = queries_for(app, client, "/index")
+    read_at_request_time("carol")
+    world(PER_PAGE + 5, AUTHORS)
+    shown_full, full = queries_for(app, client, "/index")
+    assert (shown_one, shown_full) == (1, PER_PAGE)
+    assert len(full) == len(one), "\n\n".join(full)
+    next_page = re.search(r'rel="next" href="([^"]+)"', client.get("/index").text).group(1)
+    _, older = queries_for(app, client, next_page.replace("&amp;", "&"))
+    assert len(older) <= len(full) + 2  # the probe for a newer page: one per source
