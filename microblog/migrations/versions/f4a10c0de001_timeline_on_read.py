@@ -4,7 +4,7 @@ Existing accounts above the limit are marked at once, so that their next post
 is not copied to every follower.
 
 Revision ID: f4a10c0de001
-Revises: bce8e8ca53c9
+Revises: c27a1b0e5d01
 Create Date: 2026-12-06 21:50:00
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f4a10c0de001'
-down_revision = 'bce8e8ca53c9'
+down_revision = 'c27a1b0e5d01'
 branch_labels = None
 depends_on = None
 
