@@ -33,6 +33,11 @@ def new_session_token():
     return secrets.token_urlsafe(32)
 
 
+def new_security_stamp():
+    """A fresh security stamp: every emailed link signed with the old one dies."""
+    return secrets.token_urlsafe(24)
+
+
 class User(UserMixin, db.Model):
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     username: so.Mapped[str] = so.mapped_column(sa.String(64), index=True, unique=True)
@@ -47,6 +52,11 @@ class User(UserMixin, db.Model):
     session_token: so.Mapped[str] = so.mapped_column(
         sa.String(64), unique=True, default=new_session_token
     )
+    # Signed into every emailed link and kept with every queued one: changed by
+    # every change that matters (password, address, sign-out everywhere,
+    # verification), it kills every link made before, a->b->a included.
+    # Only auth.security_stamp.bump changes it.
+    security_stamp: so.Mapped[str] = so.mapped_column(sa.String(32), default=new_security_stamp)
     # None until the owner opens the verification link (or completes a reset):
     # an account whose address is not verified cannot sign in.
     email_verified_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from microblog import clock
-from microblog.auth import audit
+from microblog.auth import audit, security_stamp
 from microblog.auth.emails import CHANGE_NOTICE, user_by_address
 from microblog.auth.tokens import CHANGE_EMAIL, read_token, user_for_claims
 from microblog.extensions import db
@@ -29,7 +29,8 @@ class EmailChangeOutcome(enum.Enum):
 
 def request_email_change(user, new_address):
     """Queue both emails; the request does the same two writes for a free or a taken address."""
-    defer_email(CHANGE_EMAIL, new_address, tag=CHANGE_EMAIL).user_id = user.id
+    context = security_stamp.stamp_context(user)
+    defer_email(CHANGE_EMAIL, new_address, tag=CHANGE_EMAIL, context=context).user_id = user.id
     notice = defer_email(
         CHANGE_NOTICE, user.email, tag=CHANGE_NOTICE, context={"new": mask_email(new_address)}
     )
@@ -69,7 +70,8 @@ def change_address(user, new_address):
     """Move the account to the proven address; False if it was taken, or the account changed.
 
     A compare-and-swap on the current address: of two links opened at once,
-    one wins. The new address counts as verified: the link proved it.
+    one wins. The new address counts as verified: the link proved it. The
+    security stamp moves with it, killing every other link of the account.
     """
     try:
         result = db.session.execute(
@@ -78,6 +80,8 @@ def change_address(user, new_address):
             .values(email=new_address, email_verified_at=clock.utcnow())
             .execution_options(synchronize_session=False)
         )
+        if result.rowcount == 1:
+            security_stamp.bump(user)
         db.session.commit()
     except IntegrityError:  # the unique index: someone registered the address meanwhile
         db.session.rollback()

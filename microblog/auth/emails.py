@@ -51,6 +51,11 @@ def user_by_address(address):
     return db.session.scalar(sa.select(User).where(User.email == address))
 
 
+def stamp_holds(message, user):
+    """Whether the account is as it was when this link email was asked for (security_stamp.py)."""
+    return (message.context or {}).get("stamp") == user.security_stamp
+
+
 def within_limit(user, tag):
     """Whether the account may get one more email of this kind this hour (see the module)."""
     if count_recent_emails(user, tag) < current_app.config["ACCOUNT_EMAILS_PER_HOUR"]:
@@ -105,10 +110,14 @@ def compose_password_reset(message):
     limit = current_app.config["ACCOUNT_EMAILS_PER_HOUR"]
     throttled = count_recent_emails(recipient, RESET_TAG) >= limit
     subject, text_body, html_body = write_reset_email(recipient)
-    if user is None or throttled:
+    outdated = user is not None and not stamp_holds(message, user)
+    if user is None or outdated or throttled:
         rehearse_send(message, subject, text_body, html_body)
     if user is None:
         audit.record("password_reset.unknown_address", email=mask_email(address))
+        return False
+    if outdated:  # the password or the address changed since the request
+        audit.record("password_reset.outdated", user=user.id)
         return False
     if throttled:
         audit.warning("password_reset.throttled", user=user.id)
@@ -127,6 +136,7 @@ def stand_in(address):
         email=address,
         password_hash="",
         session_token="",
+        security_stamp="",
         locale=i18n.languages()[0],
     )
 
@@ -231,7 +241,7 @@ def compose_new_sign_in(message):
 def compose_verification(message):
     """The verification link, for an account still waiting for it; dropped otherwise."""
     user = user_by_address(message.recipient_list[0])
-    if user is None or user.email_verified:
+    if user is None or user.email_verified or not stamp_holds(message, user):
         audit.record("verify_email.not_needed", email=mask_email(message.recipient_list[0]))
         return False
     if not within_limit(user, VERIFY_EMAIL):
@@ -287,8 +297,8 @@ def compose_email_change(message):
     """The confirmation link to the new address, or the notice to the address's owner."""
     new_address = message.recipient_list[0]
     user = db.session.get(User, message.user_id)
-    if user is None or user.email == new_address:
-        return False
+    if user is None or user.email == new_address or not stamp_holds(message, user):
+        return False  # gone, done, or changed since the request: the link would be stale
     owner = user_by_address(new_address)
     if owner is not None:
         return notify_owner(message, owner, "change_email")

@@ -15,15 +15,15 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from microblog import clock
-from microblog.auth import audit
+from microblog.auth import audit, security_stamp
 from microblog.auth.deletion import erase_account
-from microblog.auth.emails import ADDRESS_TAKEN
+from microblog.auth.emails import ADDRESS_TAKEN, user_by_address
 from microblog.auth.forms import username_taken
 from microblog.auth.passwords import hash_password
 from microblog.auth.tokens import VERIFY_EMAIL, user_for_token
 from microblog.extensions import db
 from microblog.mail import defer_email
-from microblog.models import User, mark_email_verified
+from microblog.models import User, mark_email_verified, new_security_stamp
 from microblog.redact import mask_email
 
 
@@ -43,9 +43,16 @@ def register_account(username, address, password, locale):
     """
     password_hash = hash_password(password)
     if not address_has_account(address):
-        user = User(username=username, email=address, password_hash=password_hash, locale=locale)
+        user = User(
+            username=username,
+            email=address,
+            password_hash=password_hash,
+            locale=locale,
+            security_stamp=new_security_stamp(),
+        )
         db.session.add(user)
-        defer_email(VERIFY_EMAIL, address, tag=VERIFY_EMAIL)
+        context = security_stamp.stamp_context(user)
+        defer_email(VERIFY_EMAIL, address, tag=VERIFY_EMAIL, context=context)
         try:
             db.session.commit()
         except IntegrityError:  # lost a race for the name or the address
@@ -86,7 +93,8 @@ def verify_address(token):
 
 def resend_verification(address):
     """Queue a new verification link; the composer decides whether the address needs one."""
-    defer_email(VERIFY_EMAIL, address, tag=VERIFY_EMAIL)
+    context = security_stamp.stamp_context(user_by_address(address))
+    defer_email(VERIFY_EMAIL, address, tag=VERIFY_EMAIL, context=context)
     db.session.commit()
     audit.record("verify_email.requested", email=mask_email(address))
 

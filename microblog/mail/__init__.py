@@ -10,6 +10,7 @@ from microblog.mail.outbox import (
     count_recent_emails,
     defer_email,
     drop_account_mail,
+    drop_queued_mail,
     send_email,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "count_recent_emails",
     "defer_email",
     "drop_account_mail",
+    "drop_queued_mail",
     "init_app",
     "rehearse_send",
     "send_email",

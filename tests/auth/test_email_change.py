@@ -12,7 +12,15 @@ from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
-from support.auth import PASSWORD, email_link, flashes, last_email, reset_link
+from support.auth import (
+    NEW_PASSWORD,
+    PASSWORD,
+    AuthActions,
+    email_link,
+    flashes,
+    last_email,
+    reset_link,
+)
 from support.smtp import html_of, text_of
 
 CONFIRM = "Confirm your new email address"
@@ -275,3 +283,130 @@ def test_counting_an_account_s_emails_locks_it_until_the_composer_commits(app, m
         db.session.rollback()
         with db.engine.connect() as other:
             assert row_lock_is_free(other, susan)
+
+
+# Links bound to the state they were asked for (the security stamp).
+
+
+def change_password_signed_in(client, new_password=NEW_PASSWORD):
+    data = {"current_password": PASSWORD, "password": new_password, "password2": new_password}
+    return client.post("/auth/change_password", data=data)
+
+
+def confirm_links_sent(smtp, to=NEW):
+    return [m for m in smtp.messages if m["Subject"] == f"[Microblog] {CONFIRM}" and to in m["To"]]
+
+
+def test_a_change_still_queued_dies_with_the_owner_s_password_change(
+    app, client, make_user, deliver, smtp
+):
+    """Mallory, who knows the password, asks; the owner changes it before the mail is written."""
+    make_user("susan")
+    mallory = AuthActions(app.test_client())
+    mallory.login()
+    assert change_email(mallory.client, "mallory@example.com").status_code == 302
+    owner = AuthActions(client)
+    owner.login()
+    assert change_password_signed_in(client).status_code == 302  # Mallory is signed out
+
+    deliver()
+    assert confirm_links_sent(smtp, "mallory@example.com") == []
+    with app.app_context():
+        states = db.session.scalars(
+            sa.select(OutboxMessage.state).where(OutboxMessage.tag == "change_email")
+        ).all()
+    assert states == ["dropped"]
+    assert stored_email(app) == "susan@example.com"
+
+
+def test_a_change_still_queued_dies_with_a_password_reset(app, make_user, deliver, smtp):
+    make_user("susan")
+    owner = AuthActions(app.test_client())
+    owner.request_reset()
+    deliver()
+    owner.client.get(urlsplit(reset_link(last_email(smtp, "Reset your password"))).path)
+    mallory = AuthActions(app.test_client())
+    mallory.login()
+    change_email(mallory.client, "mallory@example.com")
+    data = {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    assert owner.client.post("/auth/reset_password", data=data).status_code == 302
+    deliver()
+    assert confirm_links_sent(smtp, "mallory@example.com") == []
+    assert stored_email(app) == "susan@example.com"
+
+
+def test_a_link_composed_before_a_password_change_is_dead_too(app, client, susan, deliver, smtp):
+    change_email(client, NEW)
+    deliver()
+    path = confirm_path(smtp)
+    change_password_signed_in(client)
+    assert app.test_client().get(path).status_code == 400
+    assert stored_email(app) == "susan@example.com"
+
+
+def test_a_link_to_an_address_left_and_come_back_to_stays_dead(app, client, susan, deliver, smtp):
+    """a -> b -> a: the account is as it was, but the link to b was made for another state."""
+    other = "susan.other@example.com"
+    change_email(client, NEW)
+    deliver()
+    first = confirm_path(smtp)
+    visitor = app.test_client()
+    assert visitor.get(first).status_code == 302  # moved to b
+    client.post("/auth/change_email", data={"email": "susan@example.com", "password": PASSWORD})
+    deliver()
+    visitor.get(confirm_path(smtp, "susan@example.com"))
+    assert stored_email(app) == "susan@example.com"  # back to a
+
+    assert visitor.get(first).status_code == 400
+    assert stored_email(app) == "susan@example.com"
+    change_email(client, other)  # nor does any later change revive it
+    assert visitor.get(first).status_code == 400
+
+
+def test_a_reset_link_dies_when_the_address_leaves_and_comes_back(
+    app, client, auth, susan, deliver, smtp
+):
+    visitor = AuthActions(app.test_client(), deliver, smtp)
+    visitor.request_reset()
+    deliver()
+    old_reset = urlsplit(reset_link(last_email(smtp, "Reset your password"))).path
+    change_email(client, NEW)
+    deliver()
+    visitor.client.get(confirm_path(smtp))
+    client.post("/auth/change_email", data={"email": "susan@example.com", "password": PASSWORD})
+    deliver()
+    visitor.client.get(confirm_path(smtp, "susan@example.com"))
+    assert stored_email(app) == "susan@example.com"
+
+    visitor.client.get(old_reset)
+    assert visitor.client.get("/auth/reset_password").status_code == 400
+
+
+def test_link_emails_still_queued_are_dropped_in_the_change_s_own_transaction(
+    app, client, susan, deliver, smtp
+):
+    """No worker needs to run for them to die: the change itself drops them."""
+    AuthActions(app.test_client()).request_reset()
+    change_email(client, NEW)
+    change_password_signed_in(client)
+    with app.app_context():
+        states = dict(
+            db.session.execute(
+                sa.select(OutboxMessage.tag, OutboxMessage.state).where(
+                    OutboxMessage.tag.in_(["password_reset", "change_email"])
+                )
+            ).all()
+        )
+    assert states == {"password_reset": "dropped", "change_email": "dropped"}
+    deliver()
+    assert [m["Subject"] for m in smtp.messages] == [
+        f"[Microblog] {NOTICE}",
+        "[Microblog] Your password was changed",
+    ]
+
+
+def test_signing_out_everywhere_kills_a_change_still_queued(app, client, susan, deliver, smtp):
+    change_email(client, NEW)
+    assert client.post("/auth/sessions/revoke_others").status_code == 302
+    deliver()
+    assert confirm_links_sent(smtp) == []
