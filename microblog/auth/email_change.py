@@ -39,8 +39,15 @@ def request_email_change(user, new_address):
     audit.record("email_change.requested", user=user.id)
 
 
+def address_to_confirm(token):
+    """The address a well-formed change link names, or None; reading it changes nothing."""
+    claims = read_token(token, CHANGE_EMAIL, "email")
+    new_address = claims and claims["email"]
+    return new_address if isinstance(new_address, str) else None
+
+
 def confirm_email_change(token):
-    """The link sent to the new address: (outcome, the new address when the link names one).
+    """The link's form, posted: (outcome, the new address when the link names one).
 
     The change happens once; opening the link again is harmless (CHANGED).
     """

@@ -20,6 +20,7 @@ from microblog.auth.deletion import erase_account
 from microblog.auth.emails import ADDRESS_TAKEN, user_by_address
 from microblog.auth.forms import username_taken
 from microblog.auth.passwords import hash_password
+from microblog.auth.signin import SignInOutcome, authenticate
 from microblog.auth.tokens import VERIFY_EMAIL, user_for_token
 from microblog.extensions import db
 from microblog.mail import defer_email
@@ -32,6 +33,8 @@ class SignUpOutcome(enum.Enum):
     NAME_TAKEN = "name_taken"
     VERIFIED = "verified"
     LINK_INVALID = "link_invalid"
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105  (an outcome, not a password)
+    PAUSED = "paused"
 
 
 def register_account(username, address, password, locale):
@@ -78,17 +81,35 @@ def tell_owner_of_attempt(address, attempt):
     defer_email(ADDRESS_TAKEN, address, tag=ADDRESS_TAKEN, context={"attempt": attempt})
 
 
-def verify_address(token):
-    """The emailed link: verify the address (again is harmless), or LINK_INVALID."""
+def account_to_verify(token):
+    """The account a live verification link is for, or None; reading it changes nothing."""
     user = user_for_token(token, VERIFY_EMAIL)
+    return user if user is not None and not user.email_verified else None
+
+
+def verify_address(token, password, address):
+    """The link's form, posted: (outcome, the account when VERIFIED, else None).
+
+    The mailbox (the link) and the password together, from one person: a
+    link alone, as a mail scanner fetches it, proves nothing about who asked.
+    The password is checked as a sign-in is, counted by the same throttle
+    under the account's name. The link dies at use: the stamp moves.
+    """
+    user = account_to_verify(token)
     if user is None:
         audit.record("verify_email.rejected", reason="invalid_token")
-        return SignUpOutcome.LINK_INVALID
-    if not user.email_verified:
-        mark_email_verified(user.id)
-        db.session.commit()
-        audit.record("verify_email.completed", user=user.id)
-    return SignUpOutcome.VERIFIED
+        return SignUpOutcome.LINK_INVALID, None
+    attempt = authenticate(user.username, password, address)
+    if attempt.outcome is SignInOutcome.PAUSED:
+        return SignUpOutcome.PAUSED, None
+    if attempt.user is None or attempt.user.id != user.id:
+        audit.record("verify_email.rejected", reason="wrong_password", user=user.id)
+        return SignUpOutcome.WRONG_PASSWORD, None
+    mark_email_verified(user.id)
+    security_stamp.bump(user)
+    db.session.commit()
+    audit.record("verify_email.completed", user=user.id)
+    return SignUpOutcome.VERIFIED, db.session.get(User, user.id)
 
 
 def resend_verification(address):

@@ -62,6 +62,7 @@ def test_the_change_end_to_end(app, client, auth, susan, deliver, smtp):
     smtp.wait_for(2)
     confirm = last_email(smtp, CONFIRM, NEW)
     assert email_link(confirm, "confirm_email") in html_of(confirm)
+    assert "This link moves the account susan to this address." in text_of(confirm)
     notice = last_email(smtp, NOTICE, "susan@example.com")
     assert "s***@example.com" in text_of(notice) and "s***@example.com" in html_of(notice)
     assert NEW not in notice.as_string()
@@ -69,7 +70,7 @@ def test_the_change_end_to_end(app, client, auth, susan, deliver, smtp):
     assert stored_email(app) == "susan@example.com"
 
     fresh = app.test_client()  # another browser, not signed in
-    opened = fresh.get(confirm_path(smtp))
+    opened = fresh.post(confirm_path(smtp))
     assert opened.headers["Location"] == "/auth/login"
     assert opened.headers["Cache-Control"] == "no-store"
     assert f"Your email address is now {NEW}." in flashes(fresh.get("/auth/login"))
@@ -125,22 +126,25 @@ def test_an_address_taken_before_the_link_is_opened_gets_a_clear_page(
     deliver()
     path = confirm_path(smtp)
     make_user("carol", email=NEW)
-    response = app.test_client().get(path)
+    response = app.test_client().post(path)
     assert response.status_code == 409
     assert "This address now belongs to another account" in response.text
     assert stored_email(app) == "susan@example.com"
     assert stored_email(app, "carol") == NEW
 
 
-def test_opening_the_link_again_or_by_a_scanner_first_does_no_harm(
+def test_a_scanner_s_get_changes_nothing_and_a_second_confirmation_does_no_harm(
     app, client, susan, deliver, smtp
 ):
     change_email(client, NEW)
     deliver()
     path = confirm_path(smtp)
     scanner = app.test_client()
-    assert scanner.get(path).headers["Location"] == "/auth/login"
-    again = client.get(path)  # Susan, still signed in: her session survives the change
+    page = scanner.get(path)  # what a mail gateway fetches: a page, and nothing changes
+    assert page.status_code == 200 and 'method="post"' in page.text
+    assert stored_email(app) == "susan@example.com"
+    assert app.test_client().post(path).headers["Location"] == "/auth/login"
+    again = client.post(path)  # Susan, still signed in: her session survives the change
     assert again.headers["Location"] == "/index"
     assert f"Your email address is now {NEW}." in flashes(client.get("/index"))
     assert stored_email(app) == NEW
@@ -152,8 +156,8 @@ def test_of_two_links_only_the_first_opened_changes_the_address(app, client, sus
     deliver()
     first = confirm_path(smtp, "first@example.com")
     second = confirm_path(smtp, "second@example.com")
-    assert client.get(second).headers["Location"] == "/index"
-    assert client.get(first).status_code == 400  # the address it was signed for changed
+    assert client.post(second).headers["Location"] == "/index"
+    assert client.post(first).status_code == 400  # the address it was signed for changed
     assert stored_email(app) == "second@example.com"
 
 
@@ -181,9 +185,12 @@ def test_the_change_form_needs_a_signed_in_user(client):
 
 @pytest.mark.parametrize("token", ["", "x", "a.b.c", "é" * 10, "a" * 5000])
 def test_a_broken_confirmation_link_gets_the_invalid_page_not_a_500(client, token):
-    response = client.get(f"/auth/confirm_email/{token}")
-    assert response.status_code == 400
-    assert "This link is not valid" in response.text
+    for response in (
+        client.get(f"/auth/confirm_email/{token}"),
+        client.post(f"/auth/confirm_email/{token}"),
+    ):
+        assert response.status_code == 400
+        assert "This link is not valid" in response.text
 
 
 def test_a_verification_link_cannot_change_the_address(app, client, susan, auth, deliver, smtp):
@@ -192,7 +199,7 @@ def test_a_verification_link_cannot_change_the_address(app, client, susan, auth,
 
     with app.app_context():
         token = make_token(db.session.get(User, susan), VERIFY_EMAIL, email=NEW)
-    assert client.get(f"/auth/confirm_email/{token}").status_code == 400
+    assert client.post(f"/auth/confirm_email/{token}").status_code == 400
     assert stored_email(app) == "susan@example.com"
 
 
@@ -340,7 +347,7 @@ def test_a_link_composed_before_a_password_change_is_dead_too(app, client, susan
     deliver()
     path = confirm_path(smtp)
     change_password_signed_in(client)
-    assert app.test_client().get(path).status_code == 400
+    assert app.test_client().post(path).status_code == 400
     assert stored_email(app) == "susan@example.com"
 
 
@@ -351,16 +358,16 @@ def test_a_link_to_an_address_left_and_come_back_to_stays_dead(app, client, susa
     deliver()
     first = confirm_path(smtp)
     visitor = app.test_client()
-    assert visitor.get(first).status_code == 302  # moved to b
+    assert visitor.post(first).status_code == 302  # moved to b
     client.post("/auth/change_email", data={"email": "susan@example.com", "password": PASSWORD})
     deliver()
-    visitor.get(confirm_path(smtp, "susan@example.com"))
+    visitor.post(confirm_path(smtp, "susan@example.com"))
     assert stored_email(app) == "susan@example.com"  # back to a
 
-    assert visitor.get(first).status_code == 400
+    assert visitor.post(first).status_code == 400
     assert stored_email(app) == "susan@example.com"
     change_email(client, other)  # nor does any later change revive it
-    assert visitor.get(first).status_code == 400
+    assert visitor.post(first).status_code == 400
 
 
 def test_a_reset_link_dies_when_the_address_leaves_and_comes_back(
@@ -372,10 +379,10 @@ def test_a_reset_link_dies_when_the_address_leaves_and_comes_back(
     old_reset = urlsplit(reset_link(last_email(smtp, "Reset your password"))).path
     change_email(client, NEW)
     deliver()
-    visitor.client.get(confirm_path(smtp))
+    visitor.client.post(confirm_path(smtp))
     client.post("/auth/change_email", data={"email": "susan@example.com", "password": PASSWORD})
     deliver()
-    visitor.client.get(confirm_path(smtp, "susan@example.com"))
+    visitor.client.post(confirm_path(smtp, "susan@example.com"))
     assert stored_email(app) == "susan@example.com"
 
     visitor.client.get(old_reset)

@@ -1,6 +1,7 @@
 """Sign-up proves the address, without telling anyone whether it already has an account."""
 
 import logging
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ from microblog.auth.tokens import VERIFY_EMAIL, make_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
-from support.auth import PASSWORD, email_link, flashes, last_email, reset_link
+from support.auth import PASSWORD, AuthActions, email_link, flashes, last_email, reset_link
 from support.smtp import html_of, text_of
 
 VERIFY = "Verify your email address"
@@ -160,6 +161,8 @@ def test_a_new_address_gets_a_verification_link_in_text_and_html(app, auth, deli
     assert link.startswith("http://localhost/auth/verify_email/")
     assert link in html_of(message)
     assert "48 hours" in text_of(message)
+    for body in text_of(message), html_of(message):  # whose account: its password is asked
+        assert "This link is for the account susan" in body
 
 
 def test_an_unverified_account_cannot_sign_in_until_its_link_is_opened(
@@ -173,11 +176,16 @@ def test_an_unverified_account_cannot_sign_in_until_its_link_is_opened(
     assert client.get("/index").headers["Location"].startswith("/auth/login")
 
     deliver()
-    opened = client.get(verification_path(smtp))
-    assert opened.headers["Location"] == "/auth/login"
-    assert opened.headers["Cache-Control"] == "no-store"
-    assert opened.headers["Referrer-Policy"] == "no-referrer"
-    assert "Your email address is verified" in flashes(client.get("/auth/login"))[-1]
+    path = verification_path(smtp)
+    page = client.get(path)
+    assert page.status_code == 200 and 'name="password"' in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    assert stored_user(app, "susan").email_verified_at is None  # the GET changes nothing
+    verified = client.post(path, data={"password": PASSWORD})
+    assert verified.headers["Location"] == "/index"  # verified, and signed in
+    assert "Your email address is verified" in flashes(client.get("/index"))[-1]
+    auth.logout()
     assert auth.login().headers["Location"] == "/index"
 
 
@@ -188,18 +196,42 @@ def test_a_wrong_password_on_an_unverified_account_says_nothing_about_verificati
     assert "verified" not in response.text
 
 
-def test_opening_the_link_twice_or_by_a_scanner_first_does_no_harm(
+def test_a_scanner_s_get_verifies_nothing_and_the_link_dies_at_use(
     app, client, auth, deliver, smtp
 ):
     auth.register("susan")
     deliver()
     path = verification_path(smtp)
-    assert app.test_client().get(path).headers["Location"] == "/auth/login"  # the scanner
-    for _ in range(2):
-        assert client.get(path).headers["Location"] == "/auth/login"
-        assert "Your email address is verified" in flashes(client.get("/auth/login"))[-1]
+    for _ in range(2):  # a mail gateway fetching the link, with no cookie
+        assert app.test_client().get(path).status_code == 200
+    assert stored_user(app, "susan").email_verified_at is None
+    assert client.post(path, data={"password": PASSWORD}).headers["Location"] == "/index"
     assert stored_user(app, "susan").email_verified_at is not None
-    assert auth.login().headers["Location"] == "/index"
+    assert app.test_client().post(path, data={"password": PASSWORD}).status_code == 400
+
+
+def test_the_link_verifies_only_with_the_account_s_own_password(app, client, auth, deliver, smtp):
+    """The mailbox and the password together: a link alone verifies nobody's sign-up."""
+    auth.register("susan")
+    deliver()
+    path = verification_path(smtp)
+    wrong = client.post(path, data={"password": "a password that is not hers"})
+    assert wrong.status_code == 200
+    assert "This is not the password of this account." in wrong.text
+    assert stored_user(app, "susan").email_verified_at is None
+    assert client.get("/index").headers["Location"].startswith("/auth/login")
+
+
+@pytest.mark.settings(LOGIN_FAILURES_PER_ACCOUNT=3)
+def test_wrong_passwords_on_the_link_count_as_failed_sign_ins(app, client, auth, deliver, smtp):
+    auth.register("susan")
+    deliver()
+    path = verification_path(smtp)
+    for _ in range(3):
+        client.post(path, data={"password": "a guess that is not hers"})
+    paused = client.post(path, data={"password": PASSWORD})
+    assert paused.status_code == 429
+    assert stored_user(app, "susan").email_verified_at is None
 
 
 def test_a_verification_link_expires_after_48_hours(app, client, auth, monkeypatch):
@@ -212,11 +244,14 @@ def test_a_verification_link_expires_after_48_hours(app, client, auth, monkeypat
         with monkeypatch.context() as patch, app.app_context():
             patch.setattr(clock, "utcnow", lambda issued=issued: issued)
             tokens[name] = make_token(stored_user(app, "susan"), VERIFY_EMAIL)
-    response = client.get(f"/auth/verify_email/{tokens['expired']}")
-    assert response.status_code == 400
-    assert "This link is not valid" in response.text
+    for response in (
+        client.get(f"/auth/verify_email/{tokens['expired']}"),
+        client.post(f"/auth/verify_email/{tokens['expired']}", data={"password": PASSWORD}),
+    ):
+        assert response.status_code == 400
+        assert "This link is not valid" in response.text
     assert stored_user(app, "susan").email_verified_at is None
-    assert client.get(f"/auth/verify_email/{tokens['fresh']}").headers["Location"] == "/auth/login"
+    assert auth.verify(f"/auth/verify_email/{tokens['fresh']}").headers["Location"] == "/index"
     assert stored_user(app, "susan").email_verified_at is not None
 
 
@@ -276,8 +311,7 @@ def test_resend_answers_the_same_whoever_asks_and_mails_only_waiting_accounts(
     deliver()
     messages = smtp.wait_for(2)
     assert [m.envelope_recipients for m in messages] == [["susan@example.com"]] * 2
-    assert client.get(verification_path(smtp)).headers["Location"] == "/auth/login"
-    assert auth.login().headers["Location"] == "/index"
+    assert auth.verify(verification_path(smtp)).headers["Location"] == "/index"
 
 
 def test_resend_is_limited_per_account(app, client, auth, deliver, smtp):
@@ -333,7 +367,7 @@ def test_the_purge_leaves_an_account_verified_at_the_last_minute(
 ):
     register_days_ago(app, auth, 8, "susan", monkeypatch)
     deliver()
-    app.test_client().get(verification_path(smtp))
+    AuthActions(app.test_client()).verify(verification_path(smtp))
     app.test_cli_runner().invoke(args=["auth", "purge-unverified"])
     assert stored_user(app, "susan") is not None
 
@@ -391,3 +425,39 @@ def test_the_purge_counts_every_account_it_removes(app, make_user, monkeypatch):
     with app.app_context():
         assert purge_unverified_accounts() == 3
         assert purge_unverified_accounts() == 0
+
+
+# --- What a mail scanner does ------------------------------------------------------------------
+
+
+def accounts_as_stored(app):
+    """Every account's state a link could change, row by row."""
+    columns = (User.username, User.email, User.email_verified_at, User.password_hash)
+    with app.app_context():
+        return db.session.execute(sa.select(*columns, User.security_stamp)).all()
+
+
+def test_a_cookie_less_get_of_every_link_the_app_sends_changes_nothing(
+    app, client, auth, make_user, deliver, smtp
+):
+    """A mail gateway fetches every link, redirects followed: not one of them acts."""
+    auth.register("mallory", email="victim@example.com")  # a sign-up on someone else's address
+    make_user("susan")
+    auth.login()
+    client.post("/auth/change_email", data={"email": "new@example.com", "password": PASSWORD})
+    auth.logout()
+    auth.request_reset()
+    deliver()
+    links = [
+        link for message in smtp.messages for link in re.findall(r"https?://\S+", text_of(message))
+    ]
+    assert {
+        route
+        for route in ("verify_email", "confirm_email", "reset_password")
+        if any(f"/auth/{route}/" in link for link in links)
+    } == {"verify_email", "confirm_email", "reset_password"}
+    before = accounts_as_stored(app)
+    for link in links:
+        scanner = app.test_client(use_cookies=False)
+        assert scanner.get(urlsplit(link).path, follow_redirects=True).status_code < 500
+    assert accounts_as_stored(app) == before
