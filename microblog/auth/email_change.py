@@ -13,7 +13,9 @@ from sqlalchemy.exc import IntegrityError
 
 from microblog import clock
 from microblog.auth import audit, security_stamp
+from microblog.auth.devices import forget_devices
 from microblog.auth.emails import CHANGE_NOTICE, user_by_address
+from microblog.auth.sessions import sign_out_other_sessions
 from microblog.auth.tokens import CHANGE_EMAIL, read_token, user_for_claims
 from microblog.extensions import db
 from microblog.mail import defer_email
@@ -69,7 +71,9 @@ def confirm_email_change(token):
                 return EmailChangeOutcome.LINK_INVALID, new_address
             audit.record("email_change.rejected", reason="address_taken", user=user.id)
             return EmailChangeOutcome.ADDRESS_TAKEN, new_address
-        audit.record("email_change.completed", user=user.id)
+        forget_devices(user)  # committed with the sign-outs
+        ended = sign_out_other_sessions(user)
+        audit.record("email_change.completed", user=user.id, signed_out=ended)
     return EmailChangeOutcome.CHANGED, new_address
 
 

@@ -5,6 +5,7 @@ import enum
 import sqlalchemy as sa
 
 from microblog.auth import audit, security_stamp, throttle
+from microblog.auth.devices import forget_devices
 from microblog.auth.emails import RESET_TAG, send_password_changed_notice, user_by_address
 from microblog.auth.passwords import hash_password
 from microblog.auth.sessions import sign_in
@@ -76,6 +77,7 @@ def complete_password_reset(user, new_password):
         audit.warning("password_reset.rejected", reason="already_used", user=user.id)
         return False
     mark_email_verified(user.id)
+    forget_devices(user)  # the rotated session token already ended every session
     db.session.commit()
     audit.record("password_reset.completed", user=user.id)
     throttle.lift(user)

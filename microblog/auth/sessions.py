@@ -184,6 +184,15 @@ def sign_out_other_devices(user):
     audit.record("session.revoked_others", user=user.id, count=len(others))
 
 
+def sign_out_other_sessions(user):
+    """End every session of the user but this request's, if it is theirs (an address change)."""
+    this = current_record()
+    keep = this.id if this is not None and this.user_id == user.id else None
+    others = [record for record in live_records(user) if record.id != keep]
+    revoke(others)
+    return len(others)
+
+
 def no_store_when_signed_in(response):
     """A signed-in user's pages are theirs: no shared cache, no back-button copy after sign-out."""
     if current_user.is_authenticated:
