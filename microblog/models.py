@@ -39,13 +39,25 @@ def new_security_stamp():
 
 
 class User(UserMixin, db.Model):
+    # An address is taken once verified: several sign-ups may wait on one
+    # address, each with its own link, and the first verified wins (auth.signup).
+    __table_args__ = (
+        sa.Index(
+            "uq_user_verified_email",
+            "email",
+            unique=True,
+            sqlite_where=sa.text("email_verified_at IS NOT NULL"),
+            postgresql_where=sa.text("email_verified_at IS NOT NULL"),
+        ),
+    )
+
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     username: so.Mapped[str] = so.mapped_column(sa.String(64), index=True, unique=True)
     # The name folded for comparison (microblog.usernames.skeleton): unique, so that
     # "Alice" or "aIice" cannot sit beside "alice". Set with every username.
     username_key: so.Mapped[str] = so.mapped_column(sa.String(128), index=True, unique=True)
     # Stored normalised and lower-cased (see auth.emails.normalize_email).
-    email: so.Mapped[str] = so.mapped_column(sa.String(254), index=True, unique=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), index=True)
     password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
     # Rotating it ends every session record of the user (auth.sessions): a
     # password change or reset signs out every device.

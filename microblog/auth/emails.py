@@ -47,8 +47,24 @@ def normalize_email(address):
 
 
 def user_by_address(address):
-    """The account of a normalised address, or None."""
-    return db.session.scalar(sa.select(User).where(User.email == address))
+    """The verified account of a normalised address, or None.
+
+    An address belongs to an account once verified; sign-ups still waiting
+    on it never shadow its owner (auth.signup).
+    """
+    return db.session.scalar(
+        sa.select(User).where(User.email == address, User.email_verified_at.is_not(None))
+    )
+
+
+def pending_sign_up(message):
+    """The unverified account a verification email is for: the row's, else the newest."""
+    query = sa.select(User).where(
+        User.email == message.recipient_list[0], User.email_verified_at.is_(None)
+    )
+    if message.user_id is not None:
+        query = query.where(User.id == message.user_id)
+    return db.session.scalar(query.order_by(User.id.desc()).limit(1))
 
 
 def stamp_holds(message, user):
@@ -239,9 +255,18 @@ def compose_new_sign_in(message):
 
 @composer(VERIFY_EMAIL)
 def compose_verification(message):
-    """The verification link, for an account still waiting for it; dropped otherwise."""
-    user = user_by_address(message.recipient_list[0])
-    if user is None or user.email_verified or not stamp_holds(message, user):
+    """The link for a sign-up still waiting; the "someone tried" notice if the address is taken.
+
+    Decided here, in the worker, so that the sign-up itself does the same
+    work whether or not the address already has an account.
+    """
+    owner = user_by_address(message.recipient_list[0])
+    if owner is not None:
+        if message.user_id is None:  # a resend: nobody signed up, nothing to tell
+            return False
+        return notify_owner(message, owner, "register")
+    user = pending_sign_up(message)
+    if user is None or not stamp_holds(message, user):
         audit.record("verify_email.not_needed", email=mask_email(message.recipient_list[0]))
         return False
     if not within_limit(user, VERIFY_EMAIL):

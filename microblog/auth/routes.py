@@ -205,8 +205,10 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         attempt = authenticate(form.username.data, form.password.data, request.remote_addr)
-        if attempt.outcome is SignInOutcome.UNVERIFIED:  # the password was right: no leak
-            return render_template("auth/unverified.html", title=_("Verify your address"))
+        if attempt.outcome is SignInOutcome.UNVERIFIED:
+            # Answered as a wrong password: otherwise a sign-up on a taken address
+            # (no link ever comes) would differ from one on a free address.
+            signup.resend_to_waiting_account(attempt.user)
         if attempt.outcome is SignInOutcome.SIGNED_IN:
             device_id = start_session(
                 attempt.user,
@@ -221,7 +223,7 @@ def login():
                 "auth/login.html", title=_("Sign in"), form=form, paused_until=attempt.paused_until
             )
             return page, 429
-        flash(_("Invalid username or password."), "danger")
+        flash(_("Invalid username or password."), "danger")  # also the UNVERIFIED answer
     return render_form_page("auth/login.html", form, title=_("Sign in"))
 
 
