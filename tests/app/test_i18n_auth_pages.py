@@ -183,11 +183,11 @@ def test_the_confirm_form_of_a_change_link(app, visitor):
     assert_translated(english, russian, "до тех пор остаётся старый")
 
 
-def test_the_unverified_page_after_the_right_password(visitor, make_user):
+def test_the_right_password_on_an_unverified_account_is_answered_as_a_wrong_one(visitor, make_user):
     make_user("newbie", verified=False)
     data = {"username": "newbie", "password": PASSWORD}
     english, russian = both(visitor, "/auth/login", 200, method="POST", data=data)
-    assert_translated(english, russian, "Адрес электронной почты ещё не подтверждён")
+    assert_translated(english, russian, "Неверное имя пользователя или пароль")
 
 
 # --- form errors ---------------------------------------------------------------------------
