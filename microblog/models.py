@@ -33,20 +33,42 @@ def new_session_token():
     return secrets.token_urlsafe(32)
 
 
+def new_security_stamp():
+    """A fresh security stamp: every emailed link signed with the old one dies."""
+    return secrets.token_urlsafe(24)
+
+
 class User(UserMixin, db.Model):
+    # An address is taken once verified: several sign-ups may wait on one
+    # address, each with its own link, and the first verified wins (auth.signup).
+    __table_args__ = (
+        sa.Index(
+            "uq_user_verified_email",
+            "email",
+            unique=True,
+            sqlite_where=sa.text("email_verified_at IS NOT NULL"),
+            postgresql_where=sa.text("email_verified_at IS NOT NULL"),
+        ),
+    )
+
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     username: so.Mapped[str] = so.mapped_column(sa.String(64), index=True, unique=True)
     # The name folded for comparison (microblog.usernames.skeleton): unique, so that
     # "Alice" or "aIice" cannot sit beside "alice". Set with every username.
     username_key: so.Mapped[str] = so.mapped_column(sa.String(128), index=True, unique=True)
     # Stored normalised and lower-cased (see auth.emails.normalize_email).
-    email: so.Mapped[str] = so.mapped_column(sa.String(254), index=True, unique=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), index=True)
     password_hash: so.Mapped[str] = so.mapped_column(sa.String(256))
     # Rotating it ends every session record of the user (auth.sessions): a
     # password change or reset signs out every device.
     session_token: so.Mapped[str] = so.mapped_column(
         sa.String(64), unique=True, default=new_session_token
     )
+    # Signed into every emailed link and kept with every queued one: changed by
+    # every change that matters (password, address, sign-out everywhere,
+    # verification), it kills every link made before, a->b->a included.
+    # Only auth.security_stamp.bump changes it.
+    security_stamp: so.Mapped[str] = so.mapped_column(sa.String(32), default=new_security_stamp)
     # None until the owner opens the verification link (or completes a reset):
     # an account whose address is not verified cannot sign in.
     email_verified_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)

@@ -140,6 +140,23 @@ def note_sign_in_device(user, cookie, user_agent, address):
     return device_id
 
 
+def forget_devices(user):
+    """Make every browser new to the account again; runs in the caller's transaction.
+
+    After a reset or an address change, a browser that signed in before (an
+    intruder's, say) must not sign in unannounced. One row no browser can
+    match stays behind, so the next sign-in is told as a new browser rather
+    than taken silently as the account's first; it expires like any other.
+    """
+    now = clock.utcnow()
+    db.session.execute(
+        sa.delete(KnownDevice)
+        .where(KnownDevice.user_id == user.id)
+        .execution_options(synchronize_session=False)
+    )
+    insert_device(user.id, fingerprint(user.id, secrets.token_urlsafe(32)), now)
+
+
 def set_device_cookie(response, device_id):
     """Hand the browser its signed device cookie, renewed for its full lifetime."""
     config = current_app.config

@@ -13,8 +13,10 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from microblog import clock
-from microblog.auth import audit
+from microblog.auth import audit, security_stamp
+from microblog.auth.devices import forget_devices
 from microblog.auth.emails import CHANGE_NOTICE, user_by_address
+from microblog.auth.sessions import sign_out_other_sessions
 from microblog.auth.tokens import CHANGE_EMAIL, read_token, user_for_claims
 from microblog.extensions import db
 from microblog.mail import clear_undeliverable, count_recent_requests, defer_email
@@ -38,7 +40,9 @@ def request_email_change(user, new_address):
     """
     requests = count_recent_requests(user, CHANGE_NOTICE)  # one notice per request
     if requests < current_app.config["ACCOUNT_EMAILS_PER_HOUR"]:
-        defer_email(CHANGE_EMAIL, new_address, tag=CHANGE_EMAIL).user_id = user.id
+        context = security_stamp.stamp_context(user)
+        link = defer_email(CHANGE_EMAIL, new_address, tag=CHANGE_EMAIL, context=context)
+        link.user_id = user.id
     notice = defer_email(
         CHANGE_NOTICE, user.email, tag=CHANGE_NOTICE, context={"new": mask_email(new_address)}
     )
@@ -47,8 +51,15 @@ def request_email_change(user, new_address):
     audit.record("email_change.requested", user=user.id)
 
 
+def address_to_confirm(token):
+    """The address a well-formed change link names, or None; reading it changes nothing."""
+    claims = read_token(token, CHANGE_EMAIL, "email")
+    new_address = claims and claims["email"]
+    return new_address if isinstance(new_address, str) else None
+
+
 def confirm_email_change(token):
-    """The link sent to the new address: (outcome, the new address when the link names one).
+    """The link's form, posted: (outcome, the new address when the link names one).
 
     The change happens once; opening the link again is harmless (CHANGED).
     """
@@ -70,7 +81,9 @@ def confirm_email_change(token):
                 return EmailChangeOutcome.LINK_INVALID, new_address
             audit.record("email_change.rejected", reason="address_taken", user=user.id)
             return EmailChangeOutcome.ADDRESS_TAKEN, new_address
-        audit.record("email_change.completed", user=user.id)
+        forget_devices(user)  # committed with the sign-outs
+        ended = sign_out_other_sessions(user)
+        audit.record("email_change.completed", user=user.id, signed_out=ended)
     return EmailChangeOutcome.CHANGED, new_address
 
 
@@ -78,7 +91,8 @@ def change_address(user, new_address):
     """Move the account to the proven address; False if it was taken, or the account changed.
 
     A compare-and-swap on the current address: of two links opened at once,
-    one wins. The new address counts as verified: the link proved it.
+    one wins. The new address counts as verified: the link proved it. The
+    security stamp moves with it, killing every other link of the account.
     """
     try:
         result = db.session.execute(
@@ -87,6 +101,8 @@ def change_address(user, new_address):
             .values(email=new_address, email_verified_at=clock.utcnow())
             .execution_options(synchronize_session=False)
         )
+        if result.rowcount == 1:
+            security_stamp.bump(user)
         db.session.commit()
     except IntegrityError:  # the unique index: someone registered the address meanwhile
         db.session.rollback()

@@ -47,8 +47,29 @@ def normalize_email(address):
 
 
 def user_by_address(address):
-    """The account of a normalised address, or None."""
-    return db.session.scalar(sa.select(User).where(User.email == address))
+    """The verified account of a normalised address, or None.
+
+    An address belongs to an account once verified; sign-ups still waiting
+    on it never shadow its owner (auth.signup).
+    """
+    return db.session.scalar(
+        sa.select(User).where(User.email == address, User.email_verified_at.is_not(None))
+    )
+
+
+def pending_sign_up(message):
+    """The unverified account a verification email is for: the row's, else the newest."""
+    query = sa.select(User).where(
+        User.email == message.recipient_list[0], User.email_verified_at.is_(None)
+    )
+    if message.user_id is not None:
+        query = query.where(User.id == message.user_id)
+    return db.session.scalar(query.order_by(User.id.desc()).limit(1))
+
+
+def stamp_holds(message, user):
+    """Whether the account is as it was when this link email was asked for (security_stamp.py)."""
+    return (message.context or {}).get("stamp") == user.security_stamp
 
 
 def within_limit(user, tag):
@@ -105,10 +126,14 @@ def compose_password_reset(message):
     limit = current_app.config["ACCOUNT_EMAILS_PER_HOUR"]
     throttled = count_recent_emails(recipient, RESET_TAG) >= limit
     subject, text_body, html_body = write_reset_email(recipient)
-    if user is None or throttled:
+    outdated = user is not None and not stamp_holds(message, user)
+    if user is None or outdated or throttled:
         rehearse_send(message, subject, text_body, html_body)
     if user is None:
         audit.record("password_reset.unknown_address", email=mask_email(address))
+        return False
+    if outdated:  # the password or the address changed since the request
+        audit.record("password_reset.outdated", user=user.id)
         return False
     if throttled:
         audit.warning("password_reset.throttled", user=user.id)
@@ -127,6 +152,7 @@ def stand_in(address):
         email=address,
         password_hash="",
         session_token="",
+        security_stamp="",
         locale=i18n.languages()[0],
     )
 
@@ -229,9 +255,18 @@ def compose_new_sign_in(message):
 
 @composer(VERIFY_EMAIL)
 def compose_verification(message):
-    """The verification link, for an account still waiting for it; dropped otherwise."""
-    user = user_by_address(message.recipient_list[0])
-    if user is None or user.email_verified:
+    """The link for a sign-up still waiting; the "someone tried" notice if the address is taken.
+
+    Decided here, in the worker, so that the sign-up itself does the same
+    work whether or not the address already has an account.
+    """
+    owner = user_by_address(message.recipient_list[0])
+    if owner is not None:
+        if message.user_id is None:  # a resend: nobody signed up, nothing to tell
+            return False
+        return notify_owner(message, owner, "register")
+    user = pending_sign_up(message)
+    if user is None or not stamp_holds(message, user):
         audit.record("verify_email.not_needed", email=mask_email(message.recipient_list[0]))
         return False
     if not within_limit(user, VERIFY_EMAIL):
@@ -287,8 +322,8 @@ def compose_email_change(message):
     """The confirmation link to the new address, or the notice to the address's owner."""
     new_address = message.recipient_list[0]
     user = db.session.get(User, message.user_id)
-    if user is None or user.email == new_address:
-        return False
+    if user is None or user.email == new_address or not stamp_holds(message, user):
+        return False  # gone, done, or changed since the request: the link would be stale
     owner = user_by_address(new_address)
     if owner is not None:
         return notify_owner(message, owner, "change_email")

@@ -117,6 +117,19 @@ def confirm_current_password(form, password):
         raise ValidationError(_("This is not your current password."))
 
 
+class VerifyEmailForm(Form):
+    """The verification link's page: the account's password, from whoever opened the link."""
+
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=1024)])
+    submit = SubmitField(_l("Verify and sign in"))
+
+
+class ConfirmEmailForm(Form):
+    """The change link's page: one button, so that a mail scanner's GET changes nothing."""
+
+    submit = SubmitField(_l("Confirm the new address"))
+
+
 class PasswordConfirmedForm(Form):
     """An action on the signed-in account that whoever holds the session must confirm."""
 

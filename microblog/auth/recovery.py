@@ -4,8 +4,9 @@ import enum
 
 import sqlalchemy as sa
 
-from microblog.auth import audit, throttle
-from microblog.auth.emails import RESET_TAG, send_password_changed_notice
+from microblog.auth import audit, security_stamp, throttle
+from microblog.auth.devices import forget_devices
+from microblog.auth.emails import RESET_TAG, send_password_changed_notice, user_by_address
 from microblog.auth.passwords import hash_password
 from microblog.auth.sessions import sign_in
 from microblog.auth.tokens import user_for_reset_token
@@ -23,10 +24,13 @@ class RecoveryOutcome(enum.Enum):
 def request_password_reset(address):
     """Queue a reset for this (normalised) address, whoever owns it, if anyone.
 
-    The lookup, the per-account limit and the email all happen in the mail
-    worker: the request does the same small write for every address.
+    The per-account limit and the email happen in the mail worker: the
+    request does one indexed read (the account's security stamp, if any, so
+    that a change before the email is written kills it) and the same small
+    write for every address.
     """
-    defer_email(RESET_TAG, address, tag=RESET_TAG)
+    context = security_stamp.stamp_context(user_by_address(address))
+    defer_email(RESET_TAG, address, tag=RESET_TAG, context=context)
     db.session.commit()
     audit.record("password_reset.requested", email=mask_email(address))
 
@@ -44,8 +48,9 @@ def replace_password(user, new_password):
 
     A compare-and-swap in one UPDATE: of two simultaneous submissions exactly
     one succeeds. The session token rotates with the password, which logs out
-    every session and remember-me cookie of the user (and kills every reset
-    link), and the owner is told by email in the same transaction.
+    every session and remember-me cookie of the user; the security stamp
+    moves, which kills every emailed link; and the owner is told by email in
+    the same transaction.
     """
     result = db.session.execute(
         sa.update(User)
@@ -56,6 +61,7 @@ def replace_password(user, new_password):
     if result.rowcount != 1:
         db.session.rollback()
         return False
+    security_stamp.bump(user)
     send_password_changed_notice(user)
     db.session.commit()
     return True
@@ -71,6 +77,7 @@ def complete_password_reset(user, new_password):
         audit.warning("password_reset.rejected", reason="already_used", user=user.id)
         return False
     mark_email_verified(user.id)
+    forget_devices(user)  # the rotated session token already ended every session
     db.session.commit()
     audit.record("password_reset.completed", user=user.id)
     throttle.lift(user)

@@ -29,6 +29,7 @@ from microblog.auth.deletion import delete_account_and_say_goodbye
 from microblog.auth.devices import COOKIE_NAME, set_device_cookie
 from microblog.auth.email_change import (
     EmailChangeOutcome,
+    address_to_confirm,
     confirm_email_change,
     keep_address,
     request_email_change,
@@ -36,6 +37,7 @@ from microblog.auth.email_change import (
 from microblog.auth.forms import (
     ChangeEmailForm,
     ChangePasswordForm,
+    ConfirmEmailForm,
     DeleteAccountForm,
     LoginForm,
     RegistrationForm,
@@ -43,6 +45,7 @@ from microblog.auth.forms import (
     ResetPasswordForm,
     ResetPasswordRequestForm,
     SignOutDeviceForm,
+    VerifyEmailForm,
 )
 from microblog.auth.recovery import (
     RecoveryOutcome,
@@ -55,6 +58,7 @@ from microblog.auth.sessions import (
     live_records,
     no_store_when_signed_in,
     record_of,
+    sign_in,
     sign_out,
     sign_out_device,
     sign_out_other_devices,
@@ -62,6 +66,7 @@ from microblog.auth.sessions import (
 from microblog.auth.signin import SignInOutcome, authenticate, start_session
 from microblog.auth.signup import (
     SignUpOutcome,
+    account_to_verify,
     register_account,
     verify_address,
 )
@@ -134,15 +139,37 @@ def register():
     return render_template("auth/register.html", title=_("Create an account"), form=form)
 
 
-@bp.route("/verify_email/", defaults={"token": ""})
-@bp.route("/verify_email/<token>")
-@secret_page(referrer_policy="no-referrer")
+@bp.route("/verify_email/", defaults={"token": ""}, methods=["GET", "POST"])
+@bp.route("/verify_email/<token>", methods=["GET", "POST"])
+@post_limit("LOGIN_RATE_LIMIT")
+@secret_page()
 def verify_email(token):
-    """The emailed link: verifies the address (again is harmless), then on to sign in."""
-    if verify_address(token) is SignUpOutcome.LINK_INVALID:
+    """The emailed link: a form; its password verifies the address and signs in.
+
+    The GET changes nothing (mail scanners fetch every link): only the
+    account's own password, posted with the form, proves that whoever holds
+    the mailbox is whoever signed up.
+    """
+    form = VerifyEmailForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        if account_to_verify(token) is None:
+            return refusal_page(*LINK_INVALID_PAGE)
+        return render_template("auth/verify_email.html", title=_("Verify your address"), form=form)
+    outcome, user = verify_address(token, form.password.data, request.remote_addr)
+    if outcome is SignUpOutcome.LINK_INVALID:
         return refusal_page(*LINK_INVALID_PAGE)
-    flash(_("Your email address is verified. You can sign in now."), "success")
-    return redirect(url_for("auth.login"))
+    if outcome is SignUpOutcome.VERIFIED:
+        # Signed in, but no browser noted yet: the link often opens in a mail app's
+        # browser, and the first sign-in elsewhere would be told as a "new" one.
+        sign_in(user, False, **browser())
+        flash(_("Your email address is verified. Welcome to Microblog!"), "success")
+        return redirect(url_for("main.index"))
+    if outcome is SignUpOutcome.PAUSED:
+        form.password.errors.append(_("Too many wrong passwords: try again later."))
+        page = render_template("auth/verify_email.html", title=_("Verify your address"), form=form)
+        return page, 429
+    form.password.errors.append(_("This is not the password of this account."))
+    return render_template("auth/verify_email.html", title=_("Verify your address"), form=form)
 
 
 @bp.route("/resend_verification", methods=["GET", "POST"])
@@ -184,8 +211,10 @@ def login():
             request.remote_addr,
             request.cookies.get(COOKIE_NAME, ""),
         )
-        if attempt.outcome is SignInOutcome.UNVERIFIED:  # the password was right: no leak
-            return render_template("auth/unverified.html", title=_("Verify your address"))
+        if attempt.outcome is SignInOutcome.UNVERIFIED:
+            # Answered as a wrong password: otherwise a sign-up on a taken address
+            # (no link ever comes) would differ from one on a free address.
+            signup.resend_to_waiting_account(attempt.user)
         if attempt.outcome is SignInOutcome.SIGNED_IN:
             device_id = start_session(
                 attempt.user,
@@ -200,7 +229,7 @@ def login():
                 "auth/login.html", title=_("Sign in"), form=form, paused_until=attempt.paused_until
             )
             return page, 429
-        flash(_("Invalid username or password."), "danger")
+        flash(_("Invalid username or password."), "danger")  # also the UNVERIFIED answer
     return render_form_page("auth/login.html", form, title=_("Sign in"))
 
 
@@ -388,11 +417,18 @@ def keep_address_after_bounce():
     return redirect(url_for("main.index"))
 
 
-@bp.route("/confirm_email/", defaults={"token": ""})
-@bp.route("/confirm_email/<token>")
-@secret_page(referrer_policy="no-referrer")
+@bp.route("/confirm_email/", defaults={"token": ""}, methods=["GET", "POST"])
+@bp.route("/confirm_email/<token>", methods=["GET", "POST"])
+@secret_page()
 def confirm_email(token):
-    """The link sent to the new address: the change happens here, once; again is harmless."""
+    """The link sent to the new address: a one-button form; its POST changes the address."""
+    form = ConfirmEmailForm()
+    if not form.validate_on_submit():  # a GET, a scanner, or a form without its CSRF token
+        if address_to_confirm(token) is None:
+            return refusal_page(*LINK_INVALID_PAGE)
+        return render_template(
+            "auth/confirm_email.html", title=_("Confirm your new address"), form=form
+        )
     outcome, new_address = confirm_email_change(token)
     if outcome in EMAIL_CHANGE_REFUSED:
         return refusal_page(*EMAIL_CHANGE_REFUSED[outcome])

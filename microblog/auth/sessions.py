@@ -19,7 +19,7 @@ from flask import current_app, g, session
 from flask_login import current_user, login_user, logout_user
 
 from microblog import clock
-from microblog.auth import audit
+from microblog.auth import audit, security_stamp
 from microblog.auth.models import SessionRecord
 from microblog.auth.user_agents import describe_browser
 from microblog.extensions import db, login
@@ -222,11 +222,21 @@ def sign_out_device(user, record):
 
 
 def sign_out_other_devices(user):
-    """Sign out every device of the user but this one."""
+    """Sign out every device of the user but this one, and every link emailed so far."""
     this = current_record()
     others = [record for record in live_records(user) if record.id != this.id]
+    security_stamp.bump(user)  # committed by revoke()
     revoke(others)
     audit.record("session.revoked_others", user=user.id, count=len(others))
+
+
+def sign_out_other_sessions(user):
+    """End every session of the user but this request's, if it is theirs (an address change)."""
+    this = current_record()
+    keep = this.id if this is not None and this.user_id == user.id else None
+    others = [record for record in live_records(user) if record.id != keep]
+    revoke(others)
+    return len(others)
 
 
 def no_store_when_signed_in(response):

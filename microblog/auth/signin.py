@@ -58,7 +58,9 @@ def find_account(identifier):
             folded = normalize_email(identifier)
         except EmailNotValidError:
             return None, identifier.lower()
-        return db.session.scalar(sa.select(User).where(User.email == folded)), folded
+        # Verified addresses only: sign-ups waiting on an address never shadow its owner.
+        verified = User.email_verified_at.is_not(None)
+        return db.session.scalar(sa.select(User).where(User.email == folded, verified)), folded
     folded = skeleton(identifier)
     return db.session.scalar(sa.select(User).where(User.username_key == folded)), folded
 

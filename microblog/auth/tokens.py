@@ -1,10 +1,12 @@
 """Emailed link tokens: signed JWTs bound to one purpose and one state of the account.
 
 A token carries a link binding (an HMAC, never the hash itself) of its
-purpose, the user's password hash and email address. Resetting or changing
-the password, or changing the email address, changes the binding: every
-earlier token stops matching, without a token table. A token of one purpose
-(a verification link) is never accepted for another (a reset).
+purpose, the account's security stamp, password hash and email address, and
+the address a change-email link moves to. Every change that matters gives
+the account a new stamp (security_stamp.py): every earlier token stops
+matching, without a token table, even once the account is back as it was
+(a->b->a). A token of one purpose (a verification link) is never accepted
+for another (a reset).
 """
 
 import hashlib
@@ -46,10 +48,14 @@ def looks_like_token(token):
     )
 
 
-def link_binding(user, purpose=RESET):
-    """What a token must match: it changes with the password hash and the email address."""
+def link_binding(user, purpose=RESET, target=""):
+    """What a token must match: it changes with the stamp, the password hash and the address.
+
+    `target` is the address a change-email link moves the account to.
+    """
     key = current_app.config["SECRET_KEY"].encode()
-    material = f"{purpose}\0{user.password_hash}\0{user.email}".encode()
+    state = (purpose, user.security_stamp, user.password_hash, user.email, target)
+    material = "\0".join(state).encode()
     return hmac.new(key, material, hashlib.sha256).hexdigest()[:32]
 
 
@@ -61,7 +67,7 @@ def make_token(user, purpose, **claims):
         purpose=purpose,
         iat=now,
         exp=now + timedelta(seconds=current_app.config[LIFETIMES[purpose]]),
-        fp=link_binding(user, purpose),
+        fp=link_binding(user, purpose, claims.get("email", "")),
     )
     return jwt.encode(claims, current_app.config["SECRET_KEY"], algorithm=ALGORITHM)
 
@@ -92,9 +98,10 @@ def read_token(token, purpose, *required):
 def user_for_claims(claims, purpose):
     """The user the claims name, if the account is still as it was when they were signed."""
     user = db.session.get(User, int(claims["sub"]))
-    if user is None or not hmac.compare_digest(str(claims["fp"]), link_binding(user, purpose)):
+    if user is None:
         return None
-    return user
+    binding = link_binding(user, purpose, str(claims.get("email", "")))
+    return user if hmac.compare_digest(str(claims["fp"]), binding) else None
 
 
 def user_for_token(token, purpose):

@@ -13,6 +13,7 @@ from microblog.mail.outbox import (
     count_recent_requests,
     defer_email,
     drop_account_mail,
+    drop_queued_mail,
     send_email,
 )
 
@@ -26,6 +27,7 @@ __all__ = [
     "count_recent_requests",
     "defer_email",
     "drop_account_mail",
+    "drop_queued_mail",
     "init_app",
     "is_undeliverable",
     "rehearse_send",

@@ -198,6 +198,27 @@ def drop_account_mail(user_id, address):
     )
 
 
+def drop_queued_mail(tags, user_id, address):
+    """Drop, in the caller's transaction, the account's mail of these tags not yet claimed.
+
+    Rows still waiting for their composer may carry only the address; composed
+    rows waiting for a retry carry the account's id and a body, erased here.
+    """
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(
+            OutboxMessage.state == PENDING,
+            OutboxMessage.tag.in_(tags),
+            sa.or_(
+                OutboxMessage.user_id == user_id,
+                OutboxMessage.recipients == json.dumps([address]),
+            ),
+        )
+        .values(state=DROPPED, text_body="", html_body=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _enqueue(message):
     db.session.add(message)
     db.session.info["outbox_app"] = current_app._get_current_object()

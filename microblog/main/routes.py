@@ -97,7 +97,10 @@ def explore():
 
 
 def find_user(username):
-    return db.first_or_404(sa.select(User).where(User.username == username))
+    """A visible account by its name: one still waiting for verification is a 404."""
+    return db.first_or_404(
+        sa.select(User).where(User.username == username, User.email_verified_at.is_not(None))
+    )
 
 
 def viewer_follows(profile):
@@ -240,7 +243,9 @@ def change_following(username, follow):
     if not form.validate_on_submit():
         flash(_("The form expired; please try again."), "warning")
         return redirect(url_for("main.index"))
-    target = db.session.scalar(sa.select(User).where(User.username == username))
+    target = db.session.scalar(
+        sa.select(User).where(User.username == username, User.email_verified_at.is_not(None))
+    )
     if target is None:
         flash(_("User %(username)s not found.", username=username), "warning")
         return redirect(url_for("main.index"))

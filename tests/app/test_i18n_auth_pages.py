@@ -171,15 +171,23 @@ def test_the_address_taken_page(app, visitor, make_user):
         susan = db.session.scalar(sa.select(User).where(User.username == "susan"))
         token = make_token(susan, CHANGE_EMAIL, email="taken@example.com")
     make_user("john", email="taken@example.com")
-    english, russian = both(visitor, f"/auth/confirm_email/{token}", 409)
+    english, russian = both(visitor, f"/auth/confirm_email/{token}", 409, method="POST")
     assert_translated(english, russian, "Этот адрес теперь принадлежит другому аккаунту")
 
 
-def test_the_unverified_page_after_the_right_password(visitor, make_user):
+def test_the_confirm_form_of_a_change_link(app, visitor):
+    with app.app_context():
+        susan = db.session.scalar(sa.select(User).where(User.username == "susan"))
+        token = make_token(susan, CHANGE_EMAIL, email="new@example.com")
+    english, russian = both(visitor, f"/auth/confirm_email/{token}", 200)
+    assert_translated(english, russian, "до тех пор остаётся старый")
+
+
+def test_the_right_password_on_an_unverified_account_is_answered_as_a_wrong_one(visitor, make_user):
     make_user("newbie", verified=False)
     data = {"username": "newbie", "password": PASSWORD}
     english, russian = both(visitor, "/auth/login", 200, method="POST", data=data)
-    assert_translated(english, russian, "Адрес электронной почты ещё не подтверждён")
+    assert_translated(english, russian, "Неверное имя пользователя или пароль")
 
 
 # --- form errors ---------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def everything_of_others(app, gone_id, gone_address):
                 ids = {values.get(c) for c in ("user_id", "owner_id", "author_id")}
                 ids |= {values.get(c) for c in ("follower_id", "followed_id")}
                 if gone_id not in ids and gone_address not in values.get("recipients", ""):
-                    rows.add((table.name, tuple(row)))
+                    rows.add((table.name, tuple(repr(value) for value in row)))
         return rows
 
 

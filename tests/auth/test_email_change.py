@@ -12,7 +12,15 @@ from microblog.auth.tokens import make_reset_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
-from support.auth import PASSWORD, email_link, flashes, last_email, reset_link
+from support.auth import (
+    NEW_PASSWORD,
+    PASSWORD,
+    AuthActions,
+    email_link,
+    flashes,
+    last_email,
+    reset_link,
+)
 from support.smtp import html_of, text_of
 
 CONFIRM = "Confirm your new email address"
@@ -54,6 +62,7 @@ def test_the_change_end_to_end(app, client, auth, susan, deliver, smtp):
     smtp.wait_for(2)
     confirm = last_email(smtp, CONFIRM, NEW)
     assert email_link(confirm, "confirm_email") in html_of(confirm)
+    assert "This link moves the account susan to this address." in text_of(confirm)
     notice = last_email(smtp, NOTICE, "susan@example.com")
     assert "s***@example.com" in text_of(notice) and "s***@example.com" in html_of(notice)
     assert NEW not in notice.as_string()
@@ -61,7 +70,7 @@ def test_the_change_end_to_end(app, client, auth, susan, deliver, smtp):
     assert stored_email(app) == "susan@example.com"
 
     fresh = app.test_client()  # another browser, not signed in
-    opened = fresh.get(confirm_path(smtp))
+    opened = fresh.post(confirm_path(smtp))
     assert opened.headers["Location"] == "/auth/login"
     assert opened.headers["Cache-Control"] == "no-store"
     assert f"Your email address is now {NEW}." in flashes(fresh.get("/auth/login"))
@@ -117,24 +126,27 @@ def test_an_address_taken_before_the_link_is_opened_gets_a_clear_page(
     deliver()
     path = confirm_path(smtp)
     make_user("carol", email=NEW)
-    response = app.test_client().get(path)
+    response = app.test_client().post(path)
     assert response.status_code == 409
     assert "This address now belongs to another account" in response.text
     assert stored_email(app) == "susan@example.com"
     assert stored_email(app, "carol") == NEW
 
 
-def test_opening_the_link_again_or_by_a_scanner_first_does_no_harm(
+def test_a_scanner_s_get_changes_nothing_and_a_second_confirmation_does_no_harm(
     app, client, susan, deliver, smtp
 ):
     change_email(client, NEW)
     deliver()
     path = confirm_path(smtp)
     scanner = app.test_client()
-    assert scanner.get(path).headers["Location"] == "/auth/login"
-    again = client.get(path)  # Susan, still signed in: her session survives the change
-    assert again.headers["Location"] == "/index"
-    assert f"Your email address is now {NEW}." in flashes(client.get("/index"))
+    page = scanner.get(path)  # what a mail gateway fetches: a page, and nothing changes
+    assert page.status_code == 200 and 'method="post"' in page.text
+    assert stored_email(app) == "susan@example.com"
+    assert client.post(path).headers["Location"] == "/index"  # her session survives the change
+    flashes(client.get("/index"))
+    again = app.test_client().post(path)  # the mail app's browser, once more: no harm
+    assert again.headers["Location"] == "/auth/login"
     assert stored_email(app) == NEW
 
 
@@ -144,8 +156,8 @@ def test_of_two_links_only_the_first_opened_changes_the_address(app, client, sus
     deliver()
     first = confirm_path(smtp, "first@example.com")
     second = confirm_path(smtp, "second@example.com")
-    assert client.get(second).headers["Location"] == "/index"
-    assert client.get(first).status_code == 400  # the address it was signed for changed
+    assert client.post(second).headers["Location"] == "/index"
+    assert client.post(first).status_code == 400  # the address it was signed for changed
     assert stored_email(app) == "second@example.com"
 
 
@@ -173,9 +185,12 @@ def test_the_change_form_needs_a_signed_in_user(client):
 
 @pytest.mark.parametrize("token", ["", "x", "a.b.c", "é" * 10, "a" * 5000])
 def test_a_broken_confirmation_link_gets_the_invalid_page_not_a_500(client, token):
-    response = client.get(f"/auth/confirm_email/{token}")
-    assert response.status_code == 400
-    assert "This link is not valid" in response.text
+    for response in (
+        client.get(f"/auth/confirm_email/{token}"),
+        client.post(f"/auth/confirm_email/{token}"),
+    ):
+        assert response.status_code == 400
+        assert "This link is not valid" in response.text
 
 
 def test_a_verification_link_cannot_change_the_address(app, client, susan, auth, deliver, smtp):
@@ -184,7 +199,7 @@ def test_a_verification_link_cannot_change_the_address(app, client, susan, auth,
 
     with app.app_context():
         token = make_token(db.session.get(User, susan), VERIFY_EMAIL, email=NEW)
-    assert client.get(f"/auth/confirm_email/{token}").status_code == 400
+    assert client.post(f"/auth/confirm_email/{token}").status_code == 400
     assert stored_email(app) == "susan@example.com"
 
 
@@ -294,3 +309,130 @@ def test_the_requesters_quota_is_charged_whether_or_not_the_target_is_taken(
     links = [m["To"] for m in smtp.messages if m["Subject"] == f"[Microblog] {CONFIRM}"]
     own = [to for to in links if to.startswith("susan.own")]
     assert own == ["susan.own0@example.net", "susan.own1@example.net"]
+
+
+# Links bound to the state they were asked for (the security stamp).
+
+
+def change_password_signed_in(client, new_password=NEW_PASSWORD):
+    data = {"current_password": PASSWORD, "password": new_password, "password2": new_password}
+    return client.post("/auth/change_password", data=data)
+
+
+def confirm_links_sent(smtp, to=NEW):
+    return [m for m in smtp.messages if m["Subject"] == f"[Microblog] {CONFIRM}" and to in m["To"]]
+
+
+def test_a_change_still_queued_dies_with_the_owner_s_password_change(
+    app, client, make_user, deliver, smtp
+):
+    """Mallory, who knows the password, asks; the owner changes it before the mail is written."""
+    make_user("susan")
+    mallory = AuthActions(app.test_client())
+    mallory.login()
+    assert change_email(mallory.client, "mallory@example.com").status_code == 302
+    owner = AuthActions(client)
+    owner.login()
+    assert change_password_signed_in(client).status_code == 302  # Mallory is signed out
+
+    deliver()
+    assert confirm_links_sent(smtp, "mallory@example.com") == []
+    with app.app_context():
+        states = db.session.scalars(
+            sa.select(OutboxMessage.state).where(OutboxMessage.tag == "change_email")
+        ).all()
+    assert states == ["dropped"]
+    assert stored_email(app) == "susan@example.com"
+
+
+def test_a_change_still_queued_dies_with_a_password_reset(app, make_user, deliver, smtp):
+    make_user("susan")
+    owner = AuthActions(app.test_client())
+    owner.request_reset()
+    deliver()
+    owner.client.get(urlsplit(reset_link(last_email(smtp, "Reset your password"))).path)
+    mallory = AuthActions(app.test_client())
+    mallory.login()
+    change_email(mallory.client, "mallory@example.com")
+    data = {"password": NEW_PASSWORD, "password2": NEW_PASSWORD}
+    assert owner.client.post("/auth/reset_password", data=data).status_code == 302
+    deliver()
+    assert confirm_links_sent(smtp, "mallory@example.com") == []
+    assert stored_email(app) == "susan@example.com"
+
+
+def test_a_link_composed_before_a_password_change_is_dead_too(app, client, susan, deliver, smtp):
+    change_email(client, NEW)
+    deliver()
+    path = confirm_path(smtp)
+    change_password_signed_in(client)
+    assert app.test_client().post(path).status_code == 400
+    assert stored_email(app) == "susan@example.com"
+
+
+def test_a_link_to_an_address_left_and_come_back_to_stays_dead(app, client, susan, deliver, smtp):
+    """a -> b -> a: the account is as it was, but the link to b was made for another state."""
+    other = "susan.other@example.com"
+    change_email(client, NEW)
+    deliver()
+    first = confirm_path(smtp)
+    visitor = client  # her own browser, which the change keeps signed in
+    assert visitor.post(first).status_code == 302  # moved to b
+    client.post("/auth/change_email", data={"email": "susan@example.com", "password": PASSWORD})
+    deliver()
+    visitor.post(confirm_path(smtp, "susan@example.com"))
+    assert stored_email(app) == "susan@example.com"  # back to a
+
+    assert visitor.post(first).status_code == 400
+    assert stored_email(app) == "susan@example.com"
+    change_email(client, other)  # nor does any later change revive it
+    assert visitor.post(first).status_code == 400
+
+
+def test_a_reset_link_dies_when_the_address_leaves_and_comes_back(
+    app, client, auth, susan, deliver, smtp
+):
+    visitor = AuthActions(app.test_client(), deliver, smtp)
+    visitor.request_reset()
+    deliver()
+    old_reset = urlsplit(reset_link(last_email(smtp, "Reset your password"))).path
+    change_email(client, NEW)
+    deliver()
+    client.post(confirm_path(smtp))
+    client.post("/auth/change_email", data={"email": "susan@example.com", "password": PASSWORD})
+    deliver()
+    client.post(confirm_path(smtp, "susan@example.com"))
+    assert stored_email(app) == "susan@example.com"
+
+    visitor.client.get(old_reset)
+    assert visitor.client.get("/auth/reset_password").status_code == 400
+
+
+def test_link_emails_still_queued_are_dropped_in_the_change_s_own_transaction(
+    app, client, susan, deliver, smtp
+):
+    """No worker needs to run for them to die: the change itself drops them."""
+    AuthActions(app.test_client()).request_reset()
+    change_email(client, NEW)
+    change_password_signed_in(client)
+    with app.app_context():
+        states = dict(
+            db.session.execute(
+                sa.select(OutboxMessage.tag, OutboxMessage.state).where(
+                    OutboxMessage.tag.in_(["password_reset", "change_email"])
+                )
+            ).all()
+        )
+    assert states == {"password_reset": "dropped", "change_email": "dropped"}
+    deliver()
+    assert [m["Subject"] for m in smtp.messages] == [
+        f"[Microblog] {NOTICE}",
+        "[Microblog] Your password was changed",
+    ]
+
+
+def test_signing_out_everywhere_kills_a_change_still_queued(app, client, susan, deliver, smtp):
+    change_email(client, NEW)
+    assert client.post("/auth/sessions/revoke_others").status_code == 302
+    deliver()
+    assert confirm_links_sent(smtp) == []

@@ -336,3 +336,59 @@ def test_known_browsers_are_forgotten_with_their_cookie(app, make_user, monkeypa
     with app.app_context():
         assert run_round()["known_device"] == 4  # every account's, by housekeeping
     assert len(known_devices(app)) == 1
+
+
+# After a reset or an address change, every browser is new again.
+
+
+def reset_password(app, deliver, smtp, new_password):
+    """The owner resets her password from the emailed link, in a browser of her own."""
+    from urllib.parse import urlsplit
+
+    from support.auth import reset_link
+
+    owner = AuthActions(browser(app, SAFARI_IPHONE, "198.51.100.23"))
+    owner.request_reset()
+    deliver()
+    owner.client.get(urlsplit(reset_link(last_email(smtp, "Reset your password"))).path)
+    data = {"password": new_password, "password2": new_password}
+    assert owner.client.post("/auth/reset_password", data=data).status_code == 302
+
+
+def test_after_a_reset_a_browser_that_signed_in_before_is_announced_again(
+    app, make_user, deliver, smtp
+):
+    """Mallory's browser was known; the owner resets; its next sign-in is not unannounced."""
+    new_password = "a brand new passphrase, never used"
+    make_user("susan")
+    mallory = browser(app)
+    sign_in(mallory)
+    sign_in(mallory)  # known now: no notice
+    assert notices(smtp, deliver) == []
+    reset_password(app, deliver, smtp, new_password)
+    response = AuthActions(mallory).login(password=new_password)  # she learnt the new one
+    assert response.headers["Location"] == "/index"
+    assert len(notices(smtp, deliver)) == 1
+
+
+def test_an_address_change_signs_out_every_other_session_and_forgets_the_browsers(
+    app, make_user, deliver, smtp
+):
+    from urllib.parse import urlsplit
+
+    from support.auth import email_link
+
+    make_user("susan")
+    intruder, owner = browser(app), browser(app, SAFARI_IPHONE, "198.51.100.23")
+    AuthActions(intruder).login()
+    AuthActions(owner).login()
+    data = {"email": "susan.new@example.com", "password": PASSWORD}
+    assert owner.post("/auth/change_email", data=data).status_code == 302
+    deliver()
+    link = email_link(last_email(smtp, "Confirm your new email address"), "confirm_email")
+    assert owner.post(urlsplit(link).path).headers["Location"] == "/index"
+
+    assert owner.get("/index").status_code == 200  # the session that confirmed goes on
+    assert intruder.get("/index").headers["Location"].startswith("/auth/login")
+    assert AuthActions(intruder).login("susan").headers["Location"] == "/index"
+    assert len(notices(smtp, deliver, to="susan.new@example.com")) == 1

@@ -76,7 +76,7 @@ def update_user(app, user_id, **values):
         db.session.commit()
 
 
-def test_a_token_carries_a_string_subject_purpose_times_and_an_hmac_of_the_hash(
+def test_a_token_carries_a_string_subject_purpose_times_and_an_hmac_of_stamp_and_hash(
     app, susan, emailed_link
 ):
     token = token_of(emailed_link())
@@ -91,7 +91,9 @@ def test_a_token_carries_a_string_subject_purpose_times_and_an_hmac_of_the_hash(
     salt, digest = password_hash.split("$")[-2:]
     payload = json.dumps(claims)
     assert salt not in payload and digest not in payload
-    material = f"reset_password\0{password_hash}\0susan@example.com".encode()
+    with app.app_context():
+        stamp = db.session.get(User, susan).security_stamp
+    material = f"reset_password\0{stamp}\0{password_hash}\0susan@example.com\0".encode()
     expected = hmac.new(TEST_SECRET_KEY.encode(), material, hashlib.sha256).hexdigest()[:32]
     assert claims["fp"] == expected
 

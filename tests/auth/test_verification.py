@@ -1,6 +1,7 @@
 """Sign-up proves the address, without telling anyone whether it already has an account."""
 
 import logging
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ from microblog.auth.tokens import VERIFY_EMAIL, make_token
 from microblog.extensions import db
 from microblog.mail.outbox import OutboxMessage
 from microblog.models import User
-from support.auth import PASSWORD, email_link, flashes, last_email, reset_link
+from support.auth import PASSWORD, AuthActions, email_link, flashes, last_email, reset_link
 from support.smtp import html_of, text_of
 
 VERIFY = "Verify your email address"
@@ -81,7 +82,9 @@ def test_a_taken_and_a_free_address_get_the_same_answer_and_both_pay_for_a_hash(
     assert [name for name, _ in cookies] == ["session"]
     assert "sent an email" in message
     assert hashed == [PASSWORD, PASSWORD]
-    assert stored_user(app, "mallory") is None and stored_user(app, "carol") is not None
+    # The same trace: each holds its name, waiting, invisible, unable to sign in.
+    for username in ("mallory", "carol"):
+        assert stored_user(app, username).email_verified_at is None
 
 
 def test_both_paths_write_one_deferred_outbox_row(app, auth, make_user):
@@ -91,7 +94,7 @@ def test_both_paths_write_one_deferred_outbox_row(app, auth, make_user):
     with app.app_context():
         rows = db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id)).all()
         assert [(r.kind, r.recipient_list, r.text_body) for r in rows] == [
-            ("address_taken", ["susan@example.com"], ""),
+            ("verify_email", ["susan@example.com"], ""),
             ("verify_email", ["carol@example.com"], ""),
         ]
 
@@ -99,7 +102,7 @@ def test_both_paths_write_one_deferred_outbox_row(app, auth, make_user):
 def test_the_owner_of_a_taken_address_is_told_someone_tried(app, auth, make_user, deliver, smtp):
     make_user("susan")
     auth.register("mallory", email="susan@example.com")
-    assert user_count(app) == 1
+    assert user_count(app) == 2  # mallory's waits, and can never be verified
     deliver()
     [message] = smtp.wait_for(1)
     assert message["Subject"] == f"[Microblog] {SOMEONE_TRIED}"
@@ -120,21 +123,60 @@ def test_a_taken_username_stays_a_form_error(app, auth, make_user):
     assert user_count(app) == 1
 
 
-def test_losing_the_race_for_an_address_is_answered_as_taken(
-    app, client, auth, make_user, deliver, smtp, monkeypatch
+def test_a_sign_up_leaves_the_same_trace_whether_or_not_the_address_is_taken(
+    app, make_user, deliver, smtp
 ):
-    """Two sign-ups with one address can both find it free; the unique index decides."""
+    """Afterwards: the profile, the name's availability and the sign-in answer are alike."""
     make_user("susan")
-    monkeypatch.setattr(signup, "address_has_account", lambda address: False)
-    response = auth.register("mallory", email="susan@example.com")
-    assert response.headers["Location"] == "/auth/login"
-    assert "sent an email" in flashes(client.get("/auth/login"))[0]
-    assert user_count(app) == 1
+    traces = []
+    for probe, address in [("probe1", "susan@example.com"), ("probe2", "free@example.com")]:
+        visitor = AuthActions(app.test_client())
+        assert visitor.register(probe, email=address).headers["Location"] == "/auth/login"
+        profile = visitor.client.get(f"/user/{probe}").status_code
+        again = visitor.register(probe, email="other@example.com")
+        signed_in = visitor.login(probe)
+        traces.append(
+            (
+                profile,
+                again.status_code,
+                "Please use a different username." in again.text,
+                signed_in.status_code,
+                flashes(signed_in),
+            )
+        )
+    assert traces[0] == traces[1]
+    assert traces[0] == (404, 200, True, 200, ["Invalid username or password."])
+    deliver()  # the right password on a waiting account: a fresh link, not another answer
+    assert len([m for m in smtp.messages if "free@example.com" in m["To"]]) == 2
+
+
+MALLORY = "purple elephants dance quietly at dawn"
+
+
+def test_a_later_sign_up_on_a_waiting_address_gets_its_own_link_and_the_first_verified_wins(
+    app, auth, deliver, smtp
+):
+    """A sign-up someone made on your address never keeps you out of it."""
+    mallory, owner = AuthActions(app.test_client()), AuthActions(app.test_client())
+    mallory.register(
+        "mallory", email="susan@example.com", password="purple elephants dance quietly at dawn"
+    )
+    owner.register("susan", email="susan@example.com")
     deliver()
-    assert smtp.wait_for(1)[0]["Subject"] == f"[Microblog] {SOMEONE_TRIED}"
+    links = {
+        name: email_link(m, "verify_email")
+        for m in smtp.messages
+        for name in ("susan", "mallory")
+        if f"Dear {name}," in text_of(m)
+    }
+    assert len(links) == 2
+    assert owner.verify(links["susan"]).headers["Location"] == "/index"
+    assert stored_user(app, "mallory") is None  # gone, with its password
+    path = urlsplit(links["mallory"]).path
+    assert mallory.client.post(path, data={"password": MALLORY}).status_code == 400
+    assert stored_user(app, "susan").email_verified_at is not None
 
 
-@pytest.mark.settings(ACCOUNT_EMAILS_PER_HOUR=2)
 def test_attempts_on_a_taken_address_mail_its_owner_within_the_per_account_limit(
     app, auth, make_user, deliver, smtp
 ):
@@ -142,9 +184,10 @@ def test_attempts_on_a_taken_address_mail_its_owner_within_the_per_account_limit
     for n in range(4):
         auth.register(f"mallory{n}", email="susan@example.com")
     deliver()
-    assert len(smtp.wait_for(2)) == 2
+    limit = app.config["ACCOUNT_EMAILS_PER_HOUR"]
+    assert [m["Subject"] for m in smtp.wait_for(limit)] == [f"[Microblog] {SOMEONE_TRIED}"] * limit
     deliver()
-    assert len(smtp.messages) == 2
+    assert len(smtp.messages) == limit
 
 
 # --- The verification email and link ---------------------------------------------------------
@@ -160,6 +203,8 @@ def test_a_new_address_gets_a_verification_link_in_text_and_html(app, auth, deli
     assert link.startswith("http://localhost/auth/verify_email/")
     assert link in html_of(message)
     assert "48 hours" in text_of(message)
+    for body in text_of(message), html_of(message):  # whose account: its password is asked
+        assert "This link is for the account susan" in body
 
 
 def test_an_unverified_account_cannot_sign_in_until_its_link_is_opened(
@@ -168,16 +213,20 @@ def test_an_unverified_account_cannot_sign_in_until_its_link_is_opened(
     auth.register("susan")
     response = auth.login()
     assert response.status_code == 200 and "Location" not in response.headers
-    assert "not verified yet" in response.text
-    assert 'href="/auth/resend_verification"' in response.text
+    assert "Invalid username or password." in response.text  # as a wrong password
     assert client.get("/index").headers["Location"].startswith("/auth/login")
 
     deliver()
-    opened = client.get(verification_path(smtp))
-    assert opened.headers["Location"] == "/auth/login"
-    assert opened.headers["Cache-Control"] == "no-store"
-    assert opened.headers["Referrer-Policy"] == "no-referrer"
-    assert "Your email address is verified" in flashes(client.get("/auth/login"))[-1]
+    path = verification_path(smtp)
+    page = client.get(path)
+    assert page.status_code == 200 and 'name="password"' in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "same-origin"
+    assert stored_user(app, "susan").email_verified_at is None  # the GET changes nothing
+    verified = client.post(path, data={"password": PASSWORD})
+    assert verified.headers["Location"] == "/index"  # verified, and signed in
+    assert "Your email address is verified" in flashes(client.get("/index"))[-1]
+    auth.logout()
     assert auth.login().headers["Location"] == "/index"
 
 
@@ -188,18 +237,42 @@ def test_a_wrong_password_on_an_unverified_account_says_nothing_about_verificati
     assert "verified" not in response.text
 
 
-def test_opening_the_link_twice_or_by_a_scanner_first_does_no_harm(
+def test_a_scanner_s_get_verifies_nothing_and_the_link_dies_at_use(
     app, client, auth, deliver, smtp
 ):
     auth.register("susan")
     deliver()
     path = verification_path(smtp)
-    assert app.test_client().get(path).headers["Location"] == "/auth/login"  # the scanner
-    for _ in range(2):
-        assert client.get(path).headers["Location"] == "/auth/login"
-        assert "Your email address is verified" in flashes(client.get("/auth/login"))[-1]
+    for _ in range(2):  # a mail gateway fetching the link, with no cookie
+        assert app.test_client().get(path).status_code == 200
+    assert stored_user(app, "susan").email_verified_at is None
+    assert client.post(path, data={"password": PASSWORD}).headers["Location"] == "/index"
     assert stored_user(app, "susan").email_verified_at is not None
-    assert auth.login().headers["Location"] == "/index"
+    assert app.test_client().post(path, data={"password": PASSWORD}).status_code == 400
+
+
+def test_the_link_verifies_only_with_the_account_s_own_password(app, client, auth, deliver, smtp):
+    """The mailbox and the password together: a link alone verifies nobody's sign-up."""
+    auth.register("susan")
+    deliver()
+    path = verification_path(smtp)
+    wrong = client.post(path, data={"password": "a password that is not hers"})
+    assert wrong.status_code == 200
+    assert "This is not the password of this account." in wrong.text
+    assert stored_user(app, "susan").email_verified_at is None
+    assert client.get("/index").headers["Location"].startswith("/auth/login")
+
+
+@pytest.mark.settings(LOGIN_FAILURES_PER_ACCOUNT=3)
+def test_wrong_passwords_on_the_link_count_as_failed_sign_ins(app, client, auth, deliver, smtp):
+    auth.register("susan")
+    deliver()
+    path = verification_path(smtp)
+    for _ in range(3):
+        client.post(path, data={"password": "a guess that is not hers"})
+    paused = client.post(path, data={"password": PASSWORD})
+    assert paused.status_code == 429
+    assert stored_user(app, "susan").email_verified_at is None
 
 
 def test_a_verification_link_expires_after_48_hours(app, client, auth, monkeypatch):
@@ -212,11 +285,14 @@ def test_a_verification_link_expires_after_48_hours(app, client, auth, monkeypat
         with monkeypatch.context() as patch, app.app_context():
             patch.setattr(clock, "utcnow", lambda issued=issued: issued)
             tokens[name] = make_token(stored_user(app, "susan"), VERIFY_EMAIL)
-    response = client.get(f"/auth/verify_email/{tokens['expired']}")
-    assert response.status_code == 400
-    assert "This link is not valid" in response.text
+    for response in (
+        client.get(f"/auth/verify_email/{tokens['expired']}"),
+        client.post(f"/auth/verify_email/{tokens['expired']}", data={"password": PASSWORD}),
+    ):
+        assert response.status_code == 400
+        assert "This link is not valid" in response.text
     assert stored_user(app, "susan").email_verified_at is None
-    assert client.get(f"/auth/verify_email/{tokens['fresh']}").headers["Location"] == "/auth/login"
+    assert auth.verify(f"/auth/verify_email/{tokens['fresh']}").headers["Location"] == "/index"
     assert stored_user(app, "susan").email_verified_at is not None
 
 
@@ -227,28 +303,23 @@ def test_a_broken_verification_link_gets_the_invalid_page_not_a_500(client, toke
     assert "This link is not valid" in response.text
 
 
-def test_a_reset_link_is_not_a_verification_link(app, client, auth, deliver, smtp):
+def test_a_reset_link_is_not_a_verification_link(app, client, auth, make_user, deliver, smtp):
+    make_user("bob")
     auth.register("susan")
-    auth.request_reset("susan@example.com")
+    auth.request_reset("bob@example.com")
     deliver()
     token = reset_link(last_email(smtp, "Reset your password")).rsplit("/", 1)[1]
     assert client.get(f"/auth/verify_email/{token}").status_code == 400
     assert stored_user(app, "susan").email_verified_at is None
 
 
-def test_a_completed_password_reset_verifies_the_address(app, client, auth, deliver, smtp):
+def test_a_waiting_sign_up_gets_no_reset_link(app, auth, deliver, smtp):
+    """An address is an account's once verified: a waiting sign-up is not its owner."""
     auth.register("susan")
+    deliver()
     auth.request_reset("susan@example.com")
     deliver()
-    link = urlsplit(reset_link(last_email(smtp, "Reset your password"))).path
-    client.get(link)
-    new_password = "a new passphrase chosen by the owner"
-    response = client.post(
-        "/auth/reset_password", data={"password": new_password, "password2": new_password}
-    )
-    assert response.headers["Location"] == "/auth/login"
-    assert stored_user(app, "susan").email_verified_at is not None
-    assert auth.login(password=new_password).headers["Location"] == "/index"
+    assert [m["Subject"] for m in smtp.messages] == [f"[Microblog] {VERIFY}"]
 
 
 # --- A new link -------------------------------------------------------------------------------
@@ -276,8 +347,7 @@ def test_resend_answers_the_same_whoever_asks_and_mails_only_waiting_accounts(
     deliver()
     messages = smtp.wait_for(2)
     assert [m.envelope_recipients for m in messages] == [["susan@example.com"]] * 2
-    assert client.get(verification_path(smtp)).headers["Location"] == "/auth/login"
-    assert auth.login().headers["Location"] == "/index"
+    assert auth.verify(verification_path(smtp)).headers["Location"] == "/index"
 
 
 def test_resend_is_limited_per_account(app, client, auth, deliver, smtp):
@@ -333,7 +403,7 @@ def test_the_purge_leaves_an_account_verified_at_the_last_minute(
 ):
     register_days_ago(app, auth, 8, "susan", monkeypatch)
     deliver()
-    app.test_client().get(verification_path(smtp))
+    AuthActions(app.test_client()).verify(verification_path(smtp))
     app.test_cli_runner().invoke(args=["auth", "purge-unverified"])
     assert stored_user(app, "susan") is not None
 
@@ -372,7 +442,7 @@ def test_the_log_holds_no_token_and_no_full_address(
     records = [r for r in caplog.records if not r.name.startswith(("mail.log", "aiosmtpd"))]
     logged = "\n".join(r.getMessage() for r in records)
     audit = [r.getMessage() for r in records if r.name == "microblog.audit"]
-    assert any(line.startswith("register.address_taken") for line in audit)
+    assert any(line.startswith("register ") for line in audit)
     assert any(line.startswith("verify_email.completed") for line in audit)
     for secret in [token, token[:40], "bob@example.com", "susan@example.com", "nobody@example"]:
         assert secret not in logged, secret
@@ -391,3 +461,39 @@ def test_the_purge_counts_every_account_it_removes(app, make_user, monkeypatch):
     with app.app_context():
         assert purge_unverified_accounts() == 3
         assert purge_unverified_accounts() == 0
+
+
+# --- What a mail scanner does ------------------------------------------------------------------
+
+
+def accounts_as_stored(app):
+    """Every account's state a link could change, row by row."""
+    columns = (User.username, User.email, User.email_verified_at, User.password_hash)
+    with app.app_context():
+        return db.session.execute(sa.select(*columns, User.security_stamp)).all()
+
+
+def test_a_cookie_less_get_of_every_link_the_app_sends_changes_nothing(
+    app, client, auth, make_user, deliver, smtp
+):
+    """A mail gateway fetches every link, redirects followed: not one of them acts."""
+    auth.register("mallory", email="victim@example.com")  # a sign-up on someone else's address
+    make_user("susan")
+    auth.login()
+    client.post("/auth/change_email", data={"email": "new@example.com", "password": PASSWORD})
+    auth.logout()
+    auth.request_reset()
+    deliver()
+    links = [
+        link for message in smtp.messages for link in re.findall(r"https?://\S+", text_of(message))
+    ]
+    assert {
+        route
+        for route in ("verify_email", "confirm_email", "reset_password")
+        if any(f"/auth/{route}/" in link for link in links)
+    } == {"verify_email", "confirm_email", "reset_password"}
+    before = accounts_as_stored(app)
+    for link in links:
+        scanner = app.test_client(use_cookies=False)
+        assert scanner.get(urlsplit(link).path, follow_redirects=True).status_code < 500
+    assert accounts_as_stored(app) == before

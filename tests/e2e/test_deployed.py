@@ -58,6 +58,10 @@ def test_a_person_uses_a_plain_http_deployment_under_its_own_host_name(deployed,
     verify = email_link(smtp.wait_for(1)[0], "verify_email")
     assert verify.startswith(deployed + "/auth/verify_email/")
     tab.goto(verify)
+    tab.get_by_label("Password", exact=True).fill(PASSWORD)
+    tab.get_by_role("button", name="Verify and sign in").click()
+    at("/index", "Hi, susan!")
+    tab.get_by_role("button", name="Sign out").click()
     at("/auth/login", "Sign in")
 
     tab.get_by_label("Username or email").fill("susan")

@@ -138,7 +138,12 @@ def test_a_new_users_empty_timeline_reads_whole_in_either_language(app, client, 
 )
 def test_a_post_says_how_long_ago_it_was_written(app, client, ago, english, russian):
     with app.app_context():
-        bob = User(username="bob", email="bob@example.com", password_hash="-")
+        bob = User(
+            username="bob",
+            email="bob@example.com",
+            password_hash="-",
+            email_verified_at=clock.utcnow(),
+        )
         db.session.add(Post(body="Lorem", author=bob, timestamp=clock.utcnow() - ago))
         db.session.commit()
     assert english in visit(client, "/user/bob", "en")
@@ -164,9 +169,19 @@ def test_a_profile_counts_its_followers_in_the_readers_language(
     app, client, count, english, russian
 ):
     with app.app_context():
-        star = User(username="star", email="star@example.com", password_hash="-")
+        star = User(
+            username="star",
+            email="star@example.com",
+            password_hash="-",
+            email_verified_at=clock.utcnow(),
+        )
         fans = [
-            User(username=f"fan{n}", email=f"fan{n}@example.com", password_hash="-")
+            User(
+                username=f"fan{n}",
+                email=f"fan{n}@example.com",
+                password_hash="-",
+                email_verified_at=clock.utcnow(),
+            )
             for n in range(count)
         ]
         db.session.add_all([star, *fans])

@@ -35,15 +35,29 @@ class AuthActions:
         )
 
     def sign_up(self, username="susan", email=None, password=PASSWORD):
-        """Register, then open the verification link the new address received."""
+        """Register, verify with the emailed link and the password, then sign out again."""
         email = email or f"{username}@example.com"
         response = self.register(username, email, password)
         assert response.headers["Location"] == "/auth/login", response.text
         self.deliver()
         message = last_email(self.smtp, "Verify your email address")
-        verified = self.client.get(urlsplit(email_link(message, "verify_email")).path)
-        assert verified.headers["Location"] == "/auth/login"
+        verified = self.verify(email_link(message, "verify_email"), password)
+        assert verified.headers["Location"] == "/index", verified.text
+        self.logout()
         return verified
+
+    def verify(self, link, password=PASSWORD):
+        """Open a verification link, then post its form with the password."""
+        path = urlsplit(link).path
+        page = self.client.get(path)
+        assert page.status_code == 200, page.text
+        return self.client.post(path, data={"password": password})
+
+    def confirm(self, link):
+        """Open an email-change link, then press its one button."""
+        path = urlsplit(link).path
+        self.client.get(path)
+        return self.client.post(path)
 
     def login(self, username="susan", password=PASSWORD, remember_me=False, next=None):
         url = "/auth/login" + (f"?next={next}" if next else "")
