@@ -161,7 +161,7 @@ def burst(port, smtp, size, prefix):
             if name in links
         ]
     )
-    rows.append(("verification", *tally(verified, "/auth/login")))
+    rows.append(("verification", *tally(verified, "/index")))  # verifying signs in
 
     browsers = [Client(port, source) for source in sources(size)]
     tokens = [browser.token("/auth/login") for browser in browsers]
