@@ -12,7 +12,7 @@ from microblog import clock, create_app
 from microblog.config import database_url as with_driver
 from microblog.extensions import db
 from microblog.models import Post, User
-from support.app import app_config, build_app, close_app
+from support.app import app_config, build_app, close_app, counting_queries
 from support.posts import pager_links
 
 
@@ -129,6 +129,24 @@ def test_results_come_newest_first_with_a_keyset_pager(client, app, john):
     third = client.get(pager_links(second)[0]).text
     assert found_posts(third) == ids[:1]
     assert pager_links(third)[0] is None
+
+
+@pytest.mark.parametrize("kind", [None, "posts", "people"])
+def test_a_page_of_results_costs_the_same_queries_for_one_match_as_for_many(
+    client, app, make_user, kind
+):
+    for name in ("one", "many"):
+        make_user(f"{name}x")
+    write(app, "onex", "one match")
+    write(app, "manyx", *["many matches"] * 30)
+    counts = []
+    for word in ("one", "many"):
+        args = {"q": word} if kind is None else {"q": word, "kind": kind}
+        client.get("/search", query_string=args)
+        with counting_queries(app) as statements:
+            assert client.get("/search", query_string=args).status_code == 200
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
 
 
 def test_people_are_found_by_the_start_of_their_name_through_lookalikes(client, make_user):
