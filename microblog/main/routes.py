@@ -146,6 +146,7 @@ def search():
         kind=kind,
         posts=posts,
         people=people,
+        people_beside_posts=PEOPLE_BESIDE_POSTS,
         mark=lambda text: highlight(text, terms),
     )
 

@@ -175,6 +175,15 @@ def test_both_kinds_by_default_and_tabs_for_each(client, app, make_user):
     assert 'href="/search?q=runner&amp;kind=people"' in html
 
 
+def test_a_search_of_both_kinds_shows_five_people_and_links_to_the_rest(client, make_user):
+    for n in range(6):
+        make_user(f"ann{n}")
+    html = search(client, "ann")
+    assert found_people(html) == [f"ann{n}" for n in range(5, 0, -1)]  # newest accounts first
+    assert '<a href="/search?q=ann&amp;kind=people">More people</a>' in html
+    assert len(found_people(search(client, "ann", kind="people"))) == 6
+
+
 def test_the_query_stays_in_the_box(client):
     html = search(client, 'say "hi"')
     assert 'name="q" value="say &#34;hi&#34;"' in html
