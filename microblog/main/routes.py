@@ -26,7 +26,7 @@ from microblog.i18n import N_
 from microblog.main import keyset, timeline
 from microblog.main.forms import EditProfileForm, EmptyForm, PostForm, SearchForm
 from microblog.models import Post, User, followers, unpublish
-from microblog.search import matching_people, matching_posts
+from microblog.search import matching_people, post_fetcher
 from microblog.urls import safe_next
 from microblog.usernames import TAKEN_MESSAGE
 from microblog.words import highlight, query_terms
@@ -114,10 +114,9 @@ def search():
     terms = query_terms(query)
     posts = people = None
     if terms and kind != "people":
-        found, key = matching_posts(terms)
-        posts = keyset.paginate(
-            found,
-            (key,),
+        posts = keyset.paginate_fetched(
+            post_fetcher(terms),
+            (int,),
             lambda post: (post.id,),
             current_app.config["POSTS_PER_PAGE"],
             "main.search",

@@ -149,6 +149,27 @@ def test_a_page_of_results_costs_the_same_queries_for_one_match_as_for_many(
     assert counts[0] == counts[1]
 
 
+@pytest.mark.parametrize("word", ["often", "seldom"])
+def test_pages_are_whole_whether_the_matches_are_near_or_beyond_the_newest_rows(
+    client, app, john, monkeypatch, word
+):
+    from microblog import search as finder
+
+    monkeypatch.setattr(finder, "SEARCH_WINDOW", 3)  # PostgreSQL's first branch, made short
+    texts = ["seldom often" if n % 4 == 0 else "often" if n % 2 else "neither" for n in range(24)]
+    ids = write(app, "john", *texts)
+    expected = [i for i, text in zip(ids, texts, strict=True) if word in text][::-1]
+    app.config["POSTS_PER_PAGE"] = 2
+    shown, url = [], f"/search?q={word}&kind=posts"
+    while url:
+        html = client.get(url).text
+        shown += found_posts(html)
+        url = pager_links(html)[0]
+    assert shown == expected
+    back = pager_links(client.get(pager_links(search(client, word, kind="posts"))[0]).text)[1]
+    assert found_posts(client.get(back).text) == expected[:2]
+
+
 def test_people_are_found_by_the_start_of_their_name_through_lookalikes(client, make_user):
     for name in ("alice", "alicia", "bob"):
         make_user(name)
@@ -347,10 +368,8 @@ def test_sqlite_and_postgresql_find_the_same_posts(sqlite_app, postgres_app):
                 if not terms:
                     answers[query] = []
                     continue
-                found, key = search.matching_posts(terms)
-                answers[query] = db.session.scalars(
-                    found.with_only_columns(Post.id).order_by(key.desc())
-                ).all()
+                fetch = search.post_fetcher(terms)
+                answers[query] = [post.id for post in fetch(None, True, 100)]
             results[name] = answers
     assert results["sqlite"] == results["postgresql"]
     assert results["sqlite"]["книга"] == [6, 5, 4, 3]  # every form, the mixed post too
