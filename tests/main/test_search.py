@@ -108,13 +108,18 @@ def test_a_deleted_post_is_no_longer_found(client, app, john, auth):
     assert left == 0
 
 
-def test_the_posts_of_a_deleted_account_leave_the_index(client, app, john):
+def test_the_posts_of_a_deleted_account_leave_the_index(client, app, john, make_user):
+    from microblog.auth.deletion import erase_account
+
+    make_user("mary")
     write(app, "john", "soon gone")
-    with app.app_context():  # what any removal of the rows does, whoever issues it
-        db.session.execute(sa.delete(Post))
+    (kept,) = write(app, "mary", "soon here")
+    with app.app_context():
+        erase_account(db.session.scalar(sa.select(User).where(User.username == "john")))
         db.session.commit()
         left = db.session.execute(sa.text("SELECT count(*) FROM post_search")).scalar()
-    assert left == 0
+    assert left == 1
+    assert found_posts(search(client, "soon", kind="posts")) == [kept]
 
 
 def test_results_come_newest_first_with_a_keyset_pager(client, app, john):
