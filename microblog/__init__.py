@@ -6,7 +6,7 @@ from pathlib import Path
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from microblog import i18n, jobs
+from microblog import i18n, jobs, search
 from microblog import mail as outbox
 from microblog.config import Config
 from microblog.deployment import check_deployable, ensure_secret_key, warn_if_plain_http
@@ -164,5 +164,7 @@ def register_template_helpers(app):
 
 
 def register_commands(app):
-    """`flask translate`; `flask auth ...` comes with its blueprint, `flask mail ...` with mail."""
+    """`flask translate`, `flask search`; `flask auth ...` comes with its blueprint, `flask mail
+    ...` with mail."""
     i18n.register_commands(app)
+    search.register_commands(app)

@@ -151,6 +151,8 @@ class Config:
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute;50 per hour")
     RESET_RATE_LIMIT = os.environ.get("RESET_RATE_LIMIT", "5 per minute;20 per hour")
     REGISTER_RATE_LIMIT = os.environ.get("REGISTER_RATE_LIMIT", "5 per minute;30 per hour")
+    # Searches (/search pages, each a query of the index) one client may make.
+    SEARCH_RATE_LIMIT = os.environ.get("SEARCH_RATE_LIMIT", "30 per minute;600 per hour")
 
     # Per-account sign-in throttle (auth.throttle), in the database, whatever RATELIMIT_ENABLED:
     # this many failures within the window pause the account's sign-in, for a pause that
@@ -178,6 +180,8 @@ class Config:
     # Pages and sessions.
     POSTS_PER_PAGE = env_int("POSTS_PER_PAGE", 25)
     PEOPLE_PER_PAGE = env_int("PEOPLE_PER_PAGE", 30)  # follower and following lists
+    # The longest search query read; longer ones are cut (a query matches on 8 words at most).
+    SEARCH_MAX_LENGTH = env_int("SEARCH_MAX_LENGTH", 200)
     # Longest post accepted, in characters; at most 1000 (the column's width).
     POST_MAX_LENGTH = min(env_int("POST_MAX_LENGTH", 280), 1000)
     # How many of a user's latest posts a new follow copies into the follower's timeline.

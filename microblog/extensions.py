@@ -58,13 +58,18 @@ bootstrap = Bootstrap5()
 babel = Babel()
 
 
+# Endpoints whose reads are limited too (read_limit): each costs a database search.
+LIMITED_READS = set()
+
+
 @limiter.request_filter
 def reads_are_not_limited():
-    """Every per-IP limit guards a form POST: reads skip the limiter's bookkeeping.
+    """Per-IP limits guard form POSTs and a few costly reads: other reads skip the
+    limiter's bookkeeping.
 
     It was a tenth of the sign-in page's time, spent deciding that no limit applies.
     """
-    return request.method in ("GET", "HEAD", "OPTIONS")
+    return request.method in ("GET", "HEAD", "OPTIONS") and request.endpoint not in LIMITED_READS
 
 
 def post_limit(setting):
@@ -73,6 +78,12 @@ def post_limit(setting):
     Reads skip it, with every other limit (`reads_are_not_limited`).
     """
     return limiter.limit(lambda: current_app.config[setting], methods=["POST"])
+
+
+def read_limit(endpoint, setting):
+    """A per-IP limit on every request to a view, reads included, from the configuration."""
+    LIMITED_READS.add(endpoint)
+    return limiter.limit(lambda: current_app.config[setting])
 
 
 @event.listens_for(Engine, "connect")

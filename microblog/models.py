@@ -14,6 +14,7 @@ from markupsafe import escape
 from microblog import clock, jobs
 from microblog.extensions import db
 from microblog.usernames import skeleton
+from microblog.words import detect_language, terms
 
 followers = sa.Table(
     "followers",
@@ -205,11 +206,105 @@ class Post(db.Model):
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey(User.id))
     # Set when the author changes the body; the page then says "edited".
     edited_at: so.Mapped[sa.DateTime | None] = so.mapped_column(sa.DateTime)
+    # Detected when the body is written (words.detect_language): the `lang` of its text.
+    language: so.Mapped[str] = so.mapped_column(sa.String(8), default="en", server_default="en")
     # Always loaded with the post: listing pages cost one query, however many posts.
     author: so.Mapped[User] = so.relationship(back_populates="posts", lazy="joined")
 
     def __repr__(self):
         return f"<Post {self.id}>"
+
+
+# The search index: one row per post, keyed on the post's id, holding the stems of its
+# words (microblog.words.terms), so that both databases match the same terms.
+# PostgreSQL: a tsvector built from those stems as they are (array_to_tsvector parses
+# nothing), with a GIN index; its foreign key cascades, so deleted posts and deleted
+# accounts' posts leave it. SQLite: an FTS5 table whose rowid is the post's id, and a
+# trigger for the deletes (a virtual table has no foreign keys). Not in the metadata
+# (neither type is one SQLAlchemy knows): created and dropped with the post table.
+SEARCH_SCHEMA = {
+    "postgresql": (
+        [
+            "CREATE TABLE post_search (post_id INTEGER PRIMARY KEY"
+            " REFERENCES post(id) ON DELETE CASCADE, terms TSVECTOR NOT NULL)",
+            "CREATE INDEX ix_post_search_terms ON post_search USING gin (terms)",
+        ],
+        ["DROP TABLE IF EXISTS post_search"],
+    ),
+    "sqlite": (
+        [
+            "CREATE VIRTUAL TABLE post_search USING fts5("
+            "terms, tokenize = 'unicode61 remove_diacritics 0', columnsize = 0)",
+            "CREATE TRIGGER post_search_delete AFTER DELETE ON post"
+            " BEGIN DELETE FROM post_search WHERE rowid = old.id; END",
+        ],
+        ["DROP TRIGGER IF EXISTS post_search_delete", "DROP TABLE IF EXISTS post_search"],
+    ),
+}
+
+
+def is_search_index_table(name):
+    """The index, and on SQLite the tables FTS5 keeps it in (post_search_data, ...)."""
+    return name == "post_search" or name.startswith("post_search_")
+
+
+def create_search_index(connection):
+    for statement in SEARCH_SCHEMA[connection.dialect.name][0]:
+        connection.exec_driver_sql(statement)
+
+
+def drop_search_index(connection):
+    for statement in SEARCH_SCHEMA[connection.dialect.name][1]:
+        connection.exec_driver_sql(statement)
+
+
+sa.event.listen(Post.__table__, "after_create", lambda _t, c, **_kw: create_search_index(c))
+sa.event.listen(Post.__table__, "before_drop", lambda _t, c, **_kw: drop_search_index(c))
+
+
+def index_posts(connection, rows):
+    """Write the index rows of (post id, body) pairs, replacing any they had."""
+    rows = [(post_id, terms(body)) for post_id, body in rows]
+    if not rows:
+        return
+    ids = [{"id": post_id} for post_id, _ in rows]
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("DELETE FROM post_search WHERE post_id = :id"), ids)
+        connection.execute(
+            sa.text(
+                "INSERT INTO post_search (post_id, terms)"
+                " VALUES (:id, array_to_tsvector(string_to_array(:terms, ' ')))"
+            ),
+            [{"id": post_id, "terms": text} for post_id, text in rows],
+        )
+    else:
+        connection.execute(sa.text("DELETE FROM post_search WHERE rowid = :id"), ids)
+        connection.execute(
+            sa.text("INSERT INTO post_search (rowid, terms) VALUES (:id, :terms)"),
+            [{"id": post_id, "terms": text} for post_id, text in rows],
+        )
+
+
+@sa.event.listens_for(Post, "before_insert")
+@sa.event.listens_for(Post, "before_update")
+def detect_post_language(_mapper, _connection, post):
+    """The language of what was written, or the author's when the text does not tell."""
+    if post.id is None or sa.inspect(post).attrs.body.history.has_changes():
+        fallback = post.author.locale if post.author is not None else "en"
+        post.language = detect_language(post.body, fallback)
+
+
+@sa.event.listens_for(Post, "after_insert")
+def index_new_post(_mapper, connection, post):
+    """Searchable in the same transaction that publishes it; bulk loads index themselves."""
+    index_posts(connection, [(post.id, post.body)])
+
+
+@sa.event.listens_for(Post, "after_update")
+def reindex_edited_post(_mapper, connection, post):
+    """An edit replaces the post's terms: the old words no longer find it."""
+    if sa.inspect(post).attrs.body.history.has_changes():
+        index_posts(connection, [(post.id, post.body)])
 
 
 def mark_email_verified(user_id):

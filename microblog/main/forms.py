@@ -57,6 +57,28 @@ class EditProfileForm(Form):
             raise ValidationError(TAKEN_MESSAGE)
 
 
+def within_search_limit(form, field):
+    """SEARCH_MAX_LENGTH, read when the form is checked (the setting can change per app)."""
+    limit = current_app.config["SEARCH_MAX_LENGTH"]
+    if len(field.data or "") > limit:
+        raise ValidationError(
+            ngettext(
+                "Search for up to %(num)s character.",
+                "Search for up to %(num)s characters.",
+                limit,
+            )
+        )
+
+
+class SearchForm(Form):
+    """The search box: a GET form (it changes nothing), so no CSRF token."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("Search"), validators=[within_search_limit])
+
+
 class EmptyForm(Form):
     """A button that posts: follow and unfollow need nothing but the CSRF token."""
 

@@ -19,15 +19,17 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import SQLAlchemyError
 
 from microblog import clock
-from microblog.extensions import db, login
+from microblog.extensions import db, login, read_limit
 from microblog.forms import commit_or_form_error
 from microblog.hostile_input import LARGEST_INTEGER
 from microblog.i18n import N_
 from microblog.main import keyset, timeline
-from microblog.main.forms import EditProfileForm, EmptyForm, PostForm
+from microblog.main.forms import EditProfileForm, EmptyForm, PostForm, SearchForm
 from microblog.models import Post, User, followers, unpublish
+from microblog.search import matching_people, post_fetcher
 from microblog.urls import safe_next
 from microblog.usernames import TAKEN_MESSAGE
+from microblog.words import highlight, query_terms
 
 bp = Blueprint("main", __name__)
 
@@ -94,6 +96,58 @@ def explore():
     """Everyone's posts, newest first."""
     page = post_page(all_posts(), "main.explore")
     return render_template("main/explore.html", title=_("Explore"), page=page)
+
+
+SEARCH_KINDS = ("posts", "people")
+PEOPLE_BESIDE_POSTS = 5  # the people a search of both kinds shows above the posts
+
+
+@bp.route("/search")
+@read_limit("main.search", "SEARCH_RATE_LIMIT")
+def search():
+    """Posts with every word of the query, newest first, and people whose name starts with it."""
+    kind = request.args.get("kind")
+    if kind is not None and kind not in SEARCH_KINDS:
+        abort(404)
+    form = SearchForm(request.args)
+    query = (form.q.data or "").strip() if form.validate() else ""
+    terms = query_terms(query)
+    posts = people = None
+    if terms and kind != "people":
+        posts = keyset.paginate_fetched(
+            post_fetcher(terms),
+            (int,),
+            lambda post: (post.id,),
+            current_app.config["POSTS_PER_PAGE"],
+            "main.search",
+            q=query,
+            kind="posts",
+        )
+    found, key = matching_people(query)
+    if found is not None and kind == "people":
+        people = keyset.paginate(
+            found,
+            (key,),
+            lambda person: (person.id,),
+            current_app.config["PEOPLE_PER_PAGE"],
+            "main.search",
+            q=query,
+            kind="people",
+        )
+    elif found is not None and kind is None:
+        first = db.session.scalars(found.order_by(key.desc()).limit(PEOPLE_BESIDE_POSTS)).all()
+        people = keyset.Page(first, None, None)
+    return render_template(
+        "main/search.html",
+        title=_("Search: %(query)s", query=query) if query else _("Search"),
+        form=form,
+        query=query,
+        kind=kind,
+        posts=posts,
+        people=people,
+        people_beside_posts=PEOPLE_BESIDE_POSTS,
+        mark=lambda text: highlight(text, terms),
+    )
 
 
 def find_user(username):

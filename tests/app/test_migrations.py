@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 
 from microblog import create_app
 from microblog.extensions import db
+from microblog.models import is_search_index_table
 from support.app import app_config
 
 TABLES = {
@@ -23,6 +24,7 @@ TABLES = {
     "timeline_entry",
     "known_device",
     "undeliverable_address",
+    "post_search",
 }
 BEFORE_USERNAME_KEYS = "0652ef8bf78a"
 
@@ -38,7 +40,9 @@ def bare_app(database_url, smtp):
 
 def tables(app):
     with app.app_context():
-        return set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
+        names = set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
+    # FTS5 keeps a virtual table's rows in tables of its own, named after it.
+    return {name for name in names if name == "post_search" or not is_search_index_table(name)}
 
 
 def test_upgrade_from_empty_then_downgrade_to_empty(bare_app):
@@ -54,7 +58,15 @@ def test_migrations_match_the_models(bare_app):
     with bare_app.app_context():
         flask_migrate.upgrade()
         with db.engine.connect() as connection:
-            differences = compare_metadata(MigrationContext.configure(connection), db.metadata)
+            context = MigrationContext.configure(
+                connection,
+                opts={
+                    "include_name": lambda name, type_, _: (
+                        type_ != "table" or not is_search_index_table(name)
+                    )
+                },
+            )
+            differences = compare_metadata(context, db.metadata)
     assert differences == []
 
 

@@ -10,7 +10,9 @@ through the Flask test client: the median of repeated requests, after warm-up.
 Pages: /index for `viewer500` (follows the 500 active users, who write 90% of
 the posts) and `viewer3` (follows 3 accounts that rarely post), first page and
 the page 40 `rel="next"` links deep (or the deepest there is); /explore, first
-and deep; an active user's profile. One of the active users (user00001) is a
+and deep; an active user's profile; /search for a common word (in 90% of the posts,
+first and deep), a Russian word in another form than the posts' (10%), a rare word
+(10 posts, whatever the size) and the start of a name. One of the active users (user00001) is a
 celebrity, read into timelines at request time (`User.timeline_on_read`)
 instead of copied: viewer500's pages merge both sources. Goal: at most 2x the
 1,000-post figure.
@@ -46,6 +48,13 @@ BATCH = 20_000
 RUNS = 15
 WARMUP = 3
 NEXT_LINK = re.compile(r'rel="next" href="([^"]+)"')
+RARE_POSTS = 10  # posts with the rare word, at every size
+SEARCHES = [
+    ("/search common word", "/search?q=saying"),
+    ("/search Russian word", "/search?q=книга&kind=posts"),
+    ("/search rare word", "/search?q=aurora"),
+    ("/search person", "/search?q=user0004&kind=people"),
+]
 
 
 def build(database_url, posts, seed=13):
@@ -55,7 +64,7 @@ def build(database_url, posts, seed=13):
     from microblog import clock
     from microblog.auth.passwords import hash_password
     from microblog.extensions import db
-    from microblog.models import Post, TimelineEntry, User, followers
+    from microblog.models import Post, TimelineEntry, User, followers, index_posts
     from microblog.usernames import skeleton
 
     rng = random.Random(seed)
@@ -98,12 +107,21 @@ def build(database_url, posts, seed=13):
         start = clock.utcnow() - timedelta(days=365)
         step = timedelta(days=365) / max(posts, 1)
 
+        rare_every = max(posts // RARE_POSTS, 1)
+
         def post_rows():
             for n in range(1, posts + 1):
                 author = rng.choice(active) if rng.random() < ACTIVE_SHARE else rng.choice(quiet)
+                if n % 10 == 0:
+                    body, language = f"Запись {n}: читаю книги и думаю о главном.", "ru"
+                else:
+                    body, language = f"Post {n}: something worth saying in a sentence or two.", "en"
+                if n % rare_every == 0:
+                    body += " An aurora tonight."
                 yield {
                     "id": n,
-                    "body": f"Post {n}: something worth saying in a sentence or two.",
+                    "body": body,
+                    "language": language,
                     "timestamp": start + step * n,
                     "user_id": author,
                 }
@@ -146,12 +164,41 @@ def build(database_url, posts, seed=13):
             for table in loaded:
                 for index in table.indexes:
                     index.create(connection)
+        index_all_posts(db, index_posts)
+        with db.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 for table in ("user", "followers", "post", "timeline_entry"):
                     connection.execute(sa.text(f'ANALYZE "{table}"'))
             else:
                 connection.execute(sa.text("ANALYZE"))
         db.engine.dispose()
+
+
+def index_all_posts(db, index_posts):
+    """The search index of every post, in batches, its GIN index (PostgreSQL) built after."""
+    import sqlalchemy as sa
+
+    postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
+        with db.engine.begin() as connection:
+            connection.execute(sa.text("DROP INDEX ix_post_search_terms"))
+    last = 0
+    while True:
+        with db.engine.begin() as connection:
+            rows = connection.execute(
+                sa.text("SELECT id, body FROM post WHERE id > :last ORDER BY id LIMIT :batch"),
+                {"last": last, "batch": BATCH},
+            ).all()
+            if not rows:
+                break
+            index_posts(connection, rows)
+        last = rows[-1][0]
+    if postgresql:
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text("CREATE INDEX ix_post_search_terms ON post_search USING gin (terms)")
+            )
+            connection.execute(sa.text("ANALYZE post_search"))
 
 
 def insert(db, table, rows):
@@ -225,6 +272,7 @@ def measure(database_urls):
             ("/index viewer3", signed_in(app, "viewer3"), "/index"),
             ("/explore", visitor, "/explore"),
             ("profile (active user)", visitor, "/user/user00001"),
+            *((label, visitor, path) for label, path in SEARCHES),
         ]
         for label, client, path in pages:
             targets.append((database_url, f"{label}, page 1", client, path, 1))

@@ -22,8 +22,12 @@ depends_on = None
 
 
 def upgrade():
+    # NOT NULL with a default from the start: SQLite adds such a column in place,
+    # where a later ALTER would rebuild the table (refused while posts point at it).
     with op.batch_alter_table('user', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('security_stamp', sa.String(length=32), nullable=True))
+        batch_op.add_column(
+            sa.Column('security_stamp', sa.String(length=32), nullable=False, server_default='')
+        )
     user = sa.table('user', sa.column('id', sa.Integer), sa.column('security_stamp', sa.String))
     connection = op.get_bind()
     for (user_id,) in connection.execute(sa.select(user.c.id)).all():
@@ -32,10 +36,9 @@ def upgrade():
             .where(user.c.id == user_id)
             .values(security_stamp=secrets.token_urlsafe(24))
         )
-    with op.batch_alter_table('user', schema=None) as batch_op:
-        batch_op.alter_column('security_stamp', existing_type=sa.String(length=32), nullable=False)
 
 
 def downgrade():
-    with op.batch_alter_table('user', schema=None) as batch_op:
-        batch_op.drop_column('security_stamp')
+    # In place on both databases (SQLite 3.35+): a batch rebuild of `user` is refused
+    # by the foreign keys of the posts that point at it.
+    op.execute('ALTER TABLE "user" DROP COLUMN security_stamp')
