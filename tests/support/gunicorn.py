@@ -4,6 +4,7 @@ The tests and the benchmark scripts start it the same way; the access log
 (with the worker's pid on each line) tells which worker served what.
 """
 
+import contextlib
 import os
 import re
 import secrets
@@ -85,7 +86,12 @@ class Gunicorn:
             command.append("--no-control-socket")  # gunicorn 25+: one shared path in $HOME
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [*command, self.app], cwd=self.cwd, env=self.env, stdout=log, stderr=log
+                [*command, self.app],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # its workers die with it (see kill)
             )
         self.wait_until_both_workers_booted()
         return self
@@ -127,8 +133,10 @@ class Gunicorn:
             return None
 
     def kill(self):
+        """SIGKILL the arbiter and its workers: none may send mail into the next test."""
         if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def __enter__(self):
