@@ -185,7 +185,9 @@ def delete_account_and_say_goodbye(user):
     the time the worker composes it, the account is gone.
     """
     username, address, user_id, locale = user.username, user.email, user.id, user.locale
-    erase_account(user)
+    if not erase_account(user):  # a request a moment before deleted it, and said goodbye
+        db.session.rollback()
+        return
     context = {"username": username, "locale": locale}
     defer_email(GOODBYE, address, tag=GOODBYE, context=context)
     db.session.commit()
