@@ -203,7 +203,7 @@ def _forget_after_rollback(session):
     session.info.pop("jobs_app", None)
 
 
-jobs_cli = AppGroup("jobs", help="Background jobs (timeline clean-up).")
+jobs_cli = AppGroup("jobs", help="Background jobs (timeline and deleted-account clean-up).")
 
 
 @jobs_cli.command("run")

@@ -19,7 +19,7 @@ from flask.cli import with_appcontext
 from sqlalchemy.dialects.postgresql import TSQUERY
 
 from microblog.extensions import db
-from microblog.models import Post, User, index_posts
+from microblog.models import Post, User, index_posts, visible_author
 from microblog.usernames import PATTERN, skeleton
 
 REBUILD_BATCH = 2000
@@ -105,7 +105,8 @@ def ordered(query, key, descending):
 def fetch_posts(ids, descending):
     """The posts (with their authors) of a page whose ids `ids` selects, in page order."""
     ids = ids.subquery()
-    query = sa.select(Post).join(ids, ids.c[0] == Post.id)
+    # A deleted account's posts wait for their purge job: never shown meanwhile.
+    query = sa.select(Post).join(ids, ids.c[0] == Post.id).where(visible_author(Post.user_id))
     return db.session.scalars(ordered(query, Post.id, descending)).all()
 
 

@@ -62,7 +62,8 @@ def find_account(identifier):
         verified = User.email_verified_at.is_not(None)
         return db.session.scalar(sa.select(User).where(User.email == folded, verified)), folded
     folded = skeleton(identifier)
-    return db.session.scalar(sa.select(User).where(User.username_key == folded)), folded
+    found = sa.select(User).where(User.username_key == folded, User.deleted_at.is_(None))
+    return db.session.scalar(found), folded
 
 
 def authenticate(identifier, password, address, device_cookie=""):

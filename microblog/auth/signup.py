@@ -147,7 +147,12 @@ def purge_unverified_accounts():
     """Remove accounts not verified in time, freeing their names and addresses."""
     days = current_app.config["UNVERIFIED_ACCOUNT_DAYS"]
     cutoff = clock.utcnow() - timedelta(days=days)
-    unverified = (User.email_verified_at.is_(None), User.created_at < cutoff)
+    # A deleted account is unverified too, but its own job removes it.
+    unverified = (
+        User.email_verified_at.is_(None),
+        User.created_at < cutoff,
+        User.deleted_at.is_(None),
+    )
     removed = 0
     for user in db.session.scalars(sa.select(User).where(*unverified)).all():
         user_id = user.id

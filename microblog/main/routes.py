@@ -25,7 +25,7 @@ from microblog.hostile_input import LARGEST_INTEGER
 from microblog.i18n import N_
 from microblog.main import keyset, timeline
 from microblog.main.forms import EditProfileForm, EmptyForm, PostForm, SearchForm
-from microblog.models import Post, User, followers, unpublish
+from microblog.models import Post, User, followers, unpublish, visible_author
 from microblog.search import matching_people, post_fetcher
 from microblog.urls import safe_next
 from microblog.usernames import TAKEN_MESSAGE
@@ -61,7 +61,8 @@ def post_page(query, endpoint, **values):
 
 
 def all_posts():
-    return sa.select(Post)
+    """Everyone's posts but a deleted account's, gone from the pages before its rows are."""
+    return sa.select(Post).where(visible_author(Post.user_id))
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -150,11 +151,13 @@ def search():
     )
 
 
+# A deleted account loses its name and its verification at once; the marker says it too.
+VISIBLE = (User.email_verified_at.is_not(None), User.deleted_at.is_(None))
+
+
 def find_user(username):
     """A visible account by its name: one still waiting for verification is a 404."""
-    return db.first_or_404(
-        sa.select(User).where(User.username == username, User.email_verified_at.is_not(None))
-    )
+    return db.first_or_404(sa.select(User).where(User.username == username, *VISIBLE))
 
 
 def viewer_follows(profile):
@@ -200,7 +203,11 @@ def people_listing(username, listing):
     """One page of the people on one side of a user's follows, most recent accounts first."""
     profile = find_user(username)
     listed, other, title = PEOPLE_LISTINGS[listing]
-    query = sa.select(User).join(followers, listed == User.id).where(other == profile.id)
+    query = (
+        sa.select(User)
+        .join(followers, listed == User.id)
+        .where(other == profile.id, User.deleted_at.is_(None))
+    )
     page = keyset.paginate(
         query,
         (listed,),
@@ -297,9 +304,7 @@ def change_following(username, follow):
     if not form.validate_on_submit():
         flash(_("The form expired; please try again."), "warning")
         return redirect(url_for("main.index"))
-    target = db.session.scalar(
-        sa.select(User).where(User.username == username, User.email_verified_at.is_not(None))
-    )
+    target = db.session.scalar(sa.select(User).where(User.username == username, *VISIBLE))
     if target is None:
         flash(_("User %(username)s not found.", username=username), "warning")
         return redirect(url_for("main.index"))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from microblog.extensions import db
 from microblog.main import keyset
-from microblog.models import Post, TimelineEntry, User, followers
+from microblog.models import Post, TimelineEntry, User, followers, visible_author
 
 COPIED_KEY = (TimelineEntry.timestamp, TimelineEntry.post_id)
 POST_KEY = (Post.timestamp, Post.id)
@@ -28,7 +28,11 @@ def followed_big_accounts(reader_id):
     query = (
         sa.select(followers.c.followed_id)
         .join(User, User.id == followers.c.followed_id)
-        .where(followers.c.follower_id == reader_id, User.timeline_on_read)
+        .where(
+            followers.c.follower_id == reader_id,
+            User.timeline_on_read,
+            User.deleted_at.is_(None),
+        )
     )
     return db.session.scalars(query).all()
 
@@ -49,6 +53,7 @@ def copied_posts(reader_id):
         .where(
             TimelineEntry.owner_id == reader_id,
             sa.or_(TimelineEntry.author_id == reader_id, still_followed),
+            visible_author(TimelineEntry.author_id),  # a deleted account's rows may linger
         )
     )
 

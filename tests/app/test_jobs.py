@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from microblog import jobs
 from microblog.extensions import db
 from microblog.models import TimelineEntry, User
+from support.auth import PASSWORD
 from support.posts import add_posts, shown
 
 
@@ -145,3 +146,25 @@ def test_flask_jobs_run_once_runs_what_is_due(app):
     result = app.test_cli_runner().invoke(args=["jobs", "run", "--once"])
     assert result.exit_code == 0 and "1 batch(es) run" in result.output
     assert job_states(app) == []
+
+
+@pytest.mark.settings(MAIL_WORKERS=1, JOB_POLL_INTERVAL=0.1, TIMELINE_DELETE_BATCH=1)
+def test_the_mail_workers_runner_purges_a_deleted_account_batch_by_batch(
+    app, client, make_user, auth
+):
+    """No one runs the jobs by hand: the runner beside the mail workers does every batch."""
+    make_user("john")
+    make_user("susan")
+    add_posts(app, "john", 3)
+    auth.login("susan")
+    client.post("/follow/john")
+    auth.logout()
+    auth.login("john")
+    client.post("/auth/delete_account", data={"password": PASSWORD})
+    deadline = time.monotonic() + 20
+    while job_states(app) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with app.app_context():
+        assert db.session.scalars(sa.select(User.username)).all() == ["susan"]
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(TimelineEntry)) == 0
+        assert db.session.get(User, 2).following_count == 0

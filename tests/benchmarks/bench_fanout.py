@@ -14,7 +14,9 @@ production) and measures, taking the two authors in turns, RUNS times each:
 POST /index, the time until follower1's /index shows the post, and the POST
 that deletes it. Meanwhile a prober signs in nobody and asks /healthz (one
 read of the database) every 20 ms: its slowest answer is how long another
-request waited.
+request waited. Last, celebrity deletes its account: the time of that POST,
+the time until the background job has removed its last row (its N follows
+among them), and the slowest /healthz meanwhile.
 """
 
 import argparse
@@ -227,6 +229,7 @@ def measure(database_url):
                     times[name]["delete"].append(spent)
             prober.stop.set()
             prober.join()
+            deletion = delete_account(sessions["celebrity"], engine, port)
         finally:
             engine.dispose()
             server.kill()
@@ -234,7 +237,34 @@ def measure(database_url):
         name: {what: statistics.median(values) for what, values in kinds.items()}
         for name, kinds in times.items()
     }
-    return medians, max(prober.latencies)
+    return medians, max(prober.latencies), deletion
+
+
+def delete_account(session, engine, port):
+    """Seconds of the POST deleting celebrity, until its row is gone, slowest /healthz."""
+    import sqlalchemy as sa
+
+    prober = Prober(port)
+    prober.start()
+    token = session.csrf_token("/auth/delete_account")
+    started = time.perf_counter()
+    spent, (status, _) = timed(
+        lambda: session.request(
+            "POST", "/auth/delete_account", {"password": PASSWORD, "csrf_token": token}
+        )
+    )
+    assert status == 302, status
+    remaining = sa.text('SELECT count(*) FROM "user" WHERE id = 1')
+    while True:
+        with engine.connect() as connection:
+            if connection.scalar(remaining) == 0:
+                break
+        assert time.perf_counter() - started < 1800, "the purge never finished"
+        time.sleep(0.05)
+    purged = time.perf_counter() - started
+    prober.stop.set()
+    prober.join()
+    return spent, purged, max(prober.latencies)
 
 
 def main():
@@ -258,7 +288,7 @@ def main():
         print(f"password: {PASSWORD}")
         return
     backend = "PostgreSQL" if args.postgresql else "SQLite"
-    rows = []
+    rows, deletions = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.followers:
             drop = None
@@ -268,7 +298,7 @@ def main():
                 url = f"sqlite:///{Path(tmp) / f'fanout-{n}.db'}"
             try:
                 built = build(url, n)
-                medians, waited = measure(url)
+                medians, waited, deletion = measure(url)
             finally:
                 if drop:
                     drop()
@@ -286,6 +316,16 @@ def main():
                     f"{big['delete'] / quiet['delete']:.1f}x",
                     f"{max(big['seen'], quiet['seen']) * 1000:.0f} ms",
                     f"{waited * 1000:.0f} ms",
+                )
+            )
+            request, purged, purge_waited = deletion
+            deletions.append(
+                (
+                    f"{n:,}",
+                    backend,
+                    f"{request * 1000:.1f} ms",
+                    f"{purged:.1f} s",
+                    f"{purge_waited * 1000:.0f} ms",
                 )
             )
             print(f"{n:,} followers done", file=sys.stderr)
@@ -306,6 +346,9 @@ def main():
         "slowest /healthz meanwhile",
     )
     print(markdown_table(header, rows))
+    print()
+    header = ("followers", "database", "POST delete_account", "purge done", "slowest /healthz")
+    print(markdown_table(header, deletions))
 
 
 if __name__ == "__main__":

@@ -122,6 +122,24 @@ def test_the_posts_of_a_deleted_account_leave_the_index(client, app, john, make_
     assert found_posts(search(client, "soon", kind="posts")) == [kept]
 
 
+@pytest.mark.settings(TIMELINE_DELETE_BATCH=1)
+def test_a_deleted_account_s_posts_leave_the_results_before_their_purge(
+    client, app, john, make_user
+):
+    from microblog.auth.deletion import erase_account
+
+    make_user("mary")
+    for n in range(3):
+        write(app, "john", f"soon gone {n}")
+    (kept,) = write(app, "mary", "soon here")
+    with app.app_context():
+        erase_account(db.session.scalar(sa.select(User).where(User.username == "john")))
+        db.session.commit()
+        left = db.session.execute(sa.text("SELECT count(*) FROM post_search")).scalar()
+    assert left > 1  # the purge job has rows still to delete
+    assert found_posts(search(client, "soon", kind="posts")) == [kept]
+
+
 def test_results_come_newest_first_with_a_keyset_pager(client, app, john):
     ids = write(app, "john", *[f"common word {n}" for n in range(5)])
     app.config["POSTS_PER_PAGE"] = 2
