@@ -145,17 +145,7 @@ def count_recent_requests(user, tag):
     count cannot depend on what the composer later finds. Locks the user's
     row, like `count_recent_emails`, so concurrent requests count in turn.
     """
-    db.session.execute(sa.update(User).where(User.id == user.id).values(id=User.id))
-    since = clock.utcnow() - timedelta(hours=1)
-    return db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(OutboxMessage)
-        .where(
-            OutboxMessage.tag == tag,
-            OutboxMessage.user_id == user.id,
-            OutboxMessage.created_at >= since,
-        )
-    )
+    return _count_recent(user, tag)
 
 
 def count_recent_emails(user, tag):
@@ -164,6 +154,11 @@ def count_recent_emails(user, tag):
     Writing the user's row first serialises concurrent composers for one
     account, across threads, processes and hosts, so the count holds.
     """
+    return _count_recent(user, tag, OutboxMessage.kind == "email", OutboxMessage.state != DROPPED)
+
+
+def _count_recent(user, tag, *conditions):
+    """Rows of this tag for the account in the past hour, its user row locked first."""
     db.session.execute(sa.update(User).where(User.id == user.id).values(id=User.id))
     since = clock.utcnow() - timedelta(hours=1)
     return db.session.scalar(
@@ -172,9 +167,8 @@ def count_recent_emails(user, tag):
         .where(
             OutboxMessage.tag == tag,
             OutboxMessage.user_id == user.id,
-            OutboxMessage.kind == "email",
-            OutboxMessage.state != DROPPED,
             OutboxMessage.created_at >= since,
+            *conditions,
         )
     )
 

@@ -35,6 +35,7 @@ from common import (
     app_env,
     free_port,
     get,
+    insert,
     machine_table,
     markdown_table,
     migrate,
@@ -44,20 +45,6 @@ from common import (
 PASSWORD = "bench fanout passphrase"
 BATCH = 10_000
 RUNS = 10
-
-
-def insert(db, table, rows):
-    """Multi-row INSERTs (executemany) of BATCH rows, each batch its own transaction."""
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == BATCH:
-            with db.engine.begin() as connection:
-                connection.execute(table.insert(), batch)
-            batch = []
-    if batch:
-        with db.engine.begin() as connection:
-            connection.execute(table.insert(), batch)
 
 
 def build(database_url, followers_n):
@@ -107,7 +94,7 @@ def build(database_url, followers_n):
                     "last_seen": now,
                 }
 
-        insert(db, User.__table__, users())
+        insert(db, User.__table__, users(), BATCH)
 
         def edges():
             yield {"follower_id": 3, "followed_id": 1}
@@ -117,7 +104,7 @@ def build(database_url, followers_n):
             for n in range(4, 4 + min(9, fans)):
                 yield {"follower_id": n, "followed_id": 2}
 
-        insert(db, followers, edges())
+        insert(db, followers, edges(), BATCH)
         with db.engine.begin() as connection:  # what follow() keeps, set in bulk
             quiet_followers = 1 + min(9, fans)
             for user_id, count in ((1, followers_n), (2, quiet_followers)):

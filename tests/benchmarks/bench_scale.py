@@ -34,7 +34,7 @@ from datetime import timedelta
 from html import unescape
 from pathlib import Path
 
-from common import REPO, SECRET_KEY, app_env, machine_table, markdown_table, migrate
+from common import REPO, SECRET_KEY, app_env, insert, machine_table, markdown_table, migrate
 
 USERS = 10_000
 ACTIVE = 500  # users who write ACTIVE_SHARE of the posts; viewer500 follows them all
@@ -102,7 +102,7 @@ def build(database_url, posts, seed=13):
             for followed in rng.sample(range(1, USERS - 1), RANDOM_FOLLOWS):
                 if followed != follower:
                     edges.add((follower, followed))
-        insert(db, followers, ({"follower_id": a, "followed_id": b} for a, b in edges))
+        insert(db, followers, ({"follower_id": a, "followed_id": b} for a, b in edges), BATCH)
 
         start = clock.utcnow() - timedelta(days=365)
         step = timedelta(days=365) / max(posts, 1)
@@ -131,7 +131,7 @@ def build(database_url, posts, seed=13):
             for table in loaded:
                 for index in table.indexes:
                     index.drop(connection)
-        insert(db, Post.__table__, post_rows())
+        insert(db, Post.__table__, post_rows(), BATCH)
         with db.engine.begin() as connection:
             # What follow()/unfollow() and the post fan-out keep up to date, done in bulk.
             connection.execute(
@@ -199,20 +199,6 @@ def index_all_posts(db, index_posts):
                 sa.text("CREATE INDEX ix_post_search_terms ON post_search USING gin (terms)")
             )
             connection.execute(sa.text("ANALYZE post_search"))
-
-
-def insert(db, table, rows):
-    """Batches of executemany INSERTs, each batch its own transaction."""
-    batch = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == BATCH:
-            with db.engine.begin() as connection:
-                connection.execute(table.insert(), batch)
-            batch = []
-    if batch:
-        with db.engine.begin() as connection:
-            connection.execute(table.insert(), batch)
 
 
 def measuring_app(database_url):

@@ -371,3 +371,17 @@ def p_slower(values, baseline):
         ties = bisect.bisect_right(ordered, value) - below
         wins += below + ties / 2
     return wins / (len(values) * len(baseline))
+
+
+def insert(db, table, rows, batch_size):
+    """Multi-row INSERTs (executemany) of `batch_size` rows, each batch its own transaction."""
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == batch_size:
+            with db.engine.begin() as connection:
+                connection.execute(table.insert(), batch)
+            batch = []
+    if batch:
+        with db.engine.begin() as connection:
+            connection.execute(table.insert(), batch)
